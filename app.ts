@@ -1,0 +1,116 @@
+/** The request pipeline: match → authenticate → authorize → handler, one problem mapping. */
+import { ApiError, internalError, problemResponse } from "./lib/problem.ts";
+import { clientIpFrom, requestIdFrom } from "./lib/http.ts";
+import { authorize } from "./lib/policy.ts";
+import { createRouter } from "./lib/router.ts";
+import { errorFields } from "./lib/log.ts";
+import { isUnavailable } from "./db/client.ts";
+import type { Ctx, Deps, Route } from "./routes/context.ts";
+
+/** Connection facts Deno.serve hands the fetch handler. */
+export interface ConnInfo {
+  remoteAddr?: { hostname?: string };
+}
+
+/** The HTTP application: a fetch handler over the route table. */
+export interface App {
+  fetch(req: Request, info?: ConnInfo): Promise<Response>;
+}
+
+/** Builds the application from its dependencies and route table (compiled once, here). */
+export function createApp(deps: Deps, routes: readonly Route[]): App {
+  const router = createRouter(routes);
+  const { config, log } = deps;
+
+  async function handle(ctx: Ctx): Promise<Response> {
+    const match = router.match(ctx.req.method, ctx.url.pathname);
+    if (match.kind === "not-found") {
+      throw new ApiError("not-found", `No resource at ${ctx.url.pathname}`);
+    }
+    if (match.kind === "method-not-allowed") {
+      throw new ApiError("method-not-allowed", `${ctx.req.method} is not allowed here`, {
+        headers: { allow: match.allow.join(", ") },
+      });
+    }
+    const route = match.route;
+    ctx.params = match.params;
+    ctx.principal = route.auth.length && deps.authenticate
+      ? await deps.authenticate(ctx.req, route)
+      : null;
+    const decision = authorize(ctx.principal, route);
+    if (!decision.allow) {
+      throw new ApiError(decision.status === 401 ? "unauthorized" : "forbidden", decision.reason);
+    }
+    return await route.handler(ctx);
+  }
+
+  function toProblem(err: unknown, ctx: Ctx): Response {
+    let apiErr: ApiError;
+    if (err instanceof ApiError) {
+      apiErr = err;
+    } else if (isUnavailable(err)) {
+      log.warn("database unavailable", { requestId: ctx.requestId, ...errorFields(err) });
+      apiErr = new ApiError("database-unavailable", "The database is unavailable; retry shortly", {
+        headers: { "retry-after": "2" },
+      });
+    } else {
+      log.error("unhandled error", { requestId: ctx.requestId, ...errorFields(err) });
+      apiErr = internalError();
+    }
+    const res = problemResponse(apiErr, {
+      errorsBase: config.errorsBase,
+      instance: ctx.url.pathname,
+      requestId: ctx.requestId,
+    });
+    if (apiErr.status === 401) {
+      const invalid = apiErr.code === "invalid-token" ? ', error="invalid_token"' : "";
+      res.headers.set("www-authenticate", `Bearer realm="proplab"${invalid}`);
+    }
+    return res;
+  }
+
+  function finish(res: Response, ctx: Ctx): Response {
+    const h = res.headers;
+    ctx.responseHeaders.forEach((v, k) => h.set(k, v));
+    h.set("x-request-id", ctx.requestId);
+    h.set("x-content-type-options", "nosniff");
+    if (!h.has("cache-control")) h.set("cache-control", "no-store");
+    if (ctx.req.method === "HEAD" && res.body) {
+      res.body.cancel().catch(() => {});
+      return new Response(null, { status: res.status, headers: h });
+    }
+    return res;
+  }
+
+  return {
+    async fetch(req, info) {
+      const started = performance.now();
+      const ctx: Ctx = {
+        req,
+        url: new URL(req.url),
+        params: {},
+        requestId: requestIdFrom(req.headers.get("x-request-id")),
+        clientIp: clientIpFrom(req.headers, info?.remoteAddr?.hostname ?? "", config.trustProxy),
+        principal: null,
+        deps,
+        responseHeaders: new Headers(),
+      };
+      let res: Response;
+      try {
+        res = await handle(ctx);
+      } catch (err) {
+        res = toProblem(err, ctx);
+      }
+      res = finish(res, ctx);
+      log.info("request", {
+        method: req.method,
+        path: ctx.url.pathname,
+        status: res.status,
+        durationMs: Math.round((performance.now() - started) * 100) / 100,
+        requestId: ctx.requestId,
+        principal: ctx.principal?.subject ?? null,
+      });
+      return res;
+    },
+  };
+}

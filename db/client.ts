@@ -1,0 +1,151 @@
+/** PostgreSQL (postgres.js, pooled) or embedded PGlite behind one small interface. */
+import postgres from "postgres";
+import { PGlite } from "@electric-sql/pglite";
+
+/** A row as the drivers return it. */
+export type Row = Record<string, unknown>;
+
+/** Anything that runs parameterised SQL: the pool or a transaction. */
+export interface Queryable {
+  /** Runs one parameterised statement and returns its rows. */
+  query<T = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+}
+
+/** The database handle built once in main and passed to everything that needs storage. */
+export interface Db extends Queryable {
+  readonly kind: "postgres" | "pglite";
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Subscribes to NOTIFY on `channel`; resolves to an unsubscribe function. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Answers when the database is reachable; throws DbUnavailableError otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The database could not be reached: answered as 503, never as 500. */
+export class DbUnavailableError extends Error {
+  override name = "DbUnavailableError";
+}
+
+const UNAVAILABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01", // admin_shutdown
+  "57P02", // crash_shutdown
+  "57P03", // cannot_connect_now
+  "53300", // too_many_connections
+]);
+
+/** True for errors that mean "the database is not there", not "the query was wrong". */
+export function isUnavailable(err: unknown): boolean {
+  if (err instanceof DbUnavailableError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return false;
+  return UNAVAILABLE_CODES.has(code) || code.startsWith("08");
+}
+
+function mapError(err: unknown): unknown {
+  if (isUnavailable(err) && !(err instanceof DbUnavailableError)) {
+    return new DbUnavailableError(`database unavailable: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return err;
+}
+
+/** Options of the PostgreSQL pool. */
+export interface PostgresOptions {
+  max?: number;
+  connectTimeoutSeconds?: number;
+}
+
+/** Opens a pooled PostgreSQL connection (lazy: nothing connects until the first query). */
+export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
+  const sql = postgres(url, {
+    max: opts.max ?? 10,
+    connect_timeout: opts.connectTimeoutSeconds ?? 2,
+    idle_timeout: 60,
+    max_lifetime: 60 * 30,
+    onnotice: () => {},
+    connection: { application_name: "proplab" },
+  });
+  const wrap = (q: postgres.Sql | postgres.TransactionSql): Queryable => ({
+    async query<T>(text: string, params: readonly unknown[] = []) {
+      try {
+        return await q.unsafe(text, params as postgres.ParameterOrJSON<never>[], {
+          prepare: true,
+        }) as unknown as T[];
+      } catch (err) {
+        throw mapError(err);
+      }
+    },
+    async exec(script: string) {
+      try {
+        await q.unsafe(script);
+      } catch (err) {
+        throw mapError(err);
+      }
+    },
+  });
+  const pool = wrap(sql);
+  return {
+    kind: "postgres",
+    ...pool,
+    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      try {
+        return await sql.begin((tx) => fn(wrap(tx))) as T;
+      } catch (err) {
+        throw mapError(err);
+      }
+    },
+    async listen(channel, onPayload) {
+      const sub = await sql.listen(channel, onPayload).catch((err) => {
+        throw mapError(err);
+      });
+      return () => sub.unlisten();
+    },
+    async ping() {
+      await pool.query("select 1");
+    },
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+/** Opens (creating on first use) an embedded PGlite database in `dataDir`; `null` = in memory. */
+export async function openPglite(dataDir: string | null): Promise<Db> {
+  const pg = dataDir === null ? await PGlite.create() : await PGlite.create(dataDir);
+  const wrap = (q: Pick<PGlite, "query" | "exec">): Queryable => ({
+    async query<T>(text: string, params: readonly unknown[] = []) {
+      const res = await q.query<T>(text, params as unknown[]);
+      return res.rows;
+    },
+    async exec(script: string) {
+      await q.exec(script);
+    },
+  });
+  const self = wrap(pg);
+  return {
+    kind: "pglite",
+    ...self,
+    transaction: (fn) => pg.transaction((tx) => fn(wrap(tx))),
+    listen: (channel, onPayload) => pg.listen(channel, onPayload),
+    async ping() {
+      await self.query("select 1");
+    },
+    async close() {
+      if (!pg.closed) await pg.close();
+    },
+  };
+}

@@ -1,0 +1,107 @@
+/** Configuration from the environment, validated once at startup. */
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** Everything proplab reads from its environment. */
+export interface Config {
+  port: number;
+  hostname: string;
+  databaseUrl: string | null;
+  dataDir: string;
+  jwtSecret: string | null;
+  errorsBase: string;
+  adminEmail: string | null;
+  adminPassword: string | null;
+  logLevel: LogLevel;
+  trustProxy: number;
+  corsOrigins: string[];
+  ingestDir: string;
+  shutdownGraceMs: number;
+  workerEnabled: boolean;
+}
+
+/** A configuration problem: its message is the one line printed before exiting. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+function intVar(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function databaseUrlVar(env: Env): string | null {
+  const raw = env.DATABASE_URL;
+  if (raw === undefined || raw === "") return null;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(
+      "DATABASE_URL is not a valid URL (expected postgres://user@host:port/db)",
+    );
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+    throw new ConfigError(`DATABASE_URL must start with postgres:// or postgresql://`);
+  }
+  return raw;
+}
+
+function baseUrlVar(env: Env): string {
+  const raw = env.ERRORS_BASE ?? "https://nbaproplab.com/errors";
+  try {
+    new URL(raw);
+  } catch {
+    throw new ConfigError(`ERRORS_BASE must be an absolute URL, got "${raw}"`);
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+function logLevelVar(env: Env): LogLevel {
+  const raw = (env.LOG_LEVEL ?? "info").toLowerCase();
+  if (raw === "debug" || raw === "info" || raw === "warn" || raw === "error") return raw;
+  throw new ConfigError(
+    `LOG_LEVEL must be one of debug, info, warn, error, got "${env.LOG_LEVEL}"`,
+  );
+}
+
+function jwtSecretVar(env: Env): string | null {
+  const raw = env.JWT_SECRET;
+  if (raw === undefined || raw === "") return null;
+  if (raw.length < 32) throw new ConfigError("JWT_SECRET must be at least 32 characters long");
+  return raw;
+}
+
+function adminVars(env: Env): { adminEmail: string | null; adminPassword: string | null } {
+  const adminEmail = env.ADMIN_EMAIL || null;
+  const adminPassword = env.ADMIN_PASSWORD || null;
+  if ((adminEmail === null) !== (adminPassword === null)) {
+    throw new ConfigError("ADMIN_EMAIL and ADMIN_PASSWORD must be set together");
+  }
+  return { adminEmail, adminPassword };
+}
+
+/** Reads and validates the configuration; throws ConfigError naming the bad variable. */
+export function loadConfig(env: Env): Config {
+  return {
+    port: intVar(env, "PORT", 8000, 0, 65535),
+    hostname: env.HOST || "0.0.0.0",
+    databaseUrl: databaseUrlVar(env),
+    dataDir: env.DATA_DIR || "./data",
+    jwtSecret: jwtSecretVar(env),
+    errorsBase: baseUrlVar(env),
+    ...adminVars(env),
+    logLevel: logLevelVar(env),
+    trustProxy: intVar(env, "TRUST_PROXY", 0, 0, 10),
+    corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+    ingestDir: env.INGEST_DIR || "./ingest",
+    shutdownGraceMs: intVar(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    workerEnabled: (env.WORKER ?? "on") !== "off",
+  };
+}

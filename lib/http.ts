@@ -1,0 +1,147 @@
+/** Small HTTP helpers: JSON answers, bounded body reading, cookies, request ids. */
+import { ApiError } from "./problem.ts";
+
+/** The default body limit: 1 MiB. */
+export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+/** A JSON response with the given status and extra headers. */
+export function json(body: unknown, status = 200, headers?: HeadersInit): Response {
+  const h = new Headers(headers);
+  h.set("content-type", "application/json");
+  return new Response(JSON.stringify(body), { status, headers: h });
+}
+
+/** An empty 204 response. */
+export function noContent(headers?: HeadersInit): Response {
+  return new Response(null, { status: 204, headers });
+}
+
+/**
+ * Reads the request body as bytes, refusing (413) as soon as it passes `limit`
+ * so a huge body is never held in memory whole.
+ */
+export async function readBodyBytes(req: Request, limit = DEFAULT_BODY_LIMIT): Promise<Uint8Array> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null) {
+    if (!/^\d+$/.test(declared)) {
+      throw new ApiError("bad-request", "Content-Length is not a number");
+    }
+    if (Number(declared) > limit) throw tooLarge(limit);
+  }
+  if (!req.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = req.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+function tooLarge(limit: number): ApiError {
+  return new ApiError("payload-too-large", `The request body exceeds ${limit} bytes`);
+}
+
+/** True when the Content-Type header names JSON (application/json or a +json type). */
+export function isJsonContentType(value: string | null): boolean {
+  if (!value) return false;
+  const type = value.split(";")[0].trim().toLowerCase();
+  return type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Parses bytes as a JSON document: 400 for invalid UTF-8 or syntax, with where it failed. */
+export function parseJsonBytes(bytes: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+  } catch {
+    throw new ApiError("malformed-json", "The request body is not valid UTF-8");
+  }
+  if (text.trim() === "") throw new ApiError("malformed-json", "The request body is empty");
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const where = err instanceof SyntaxError ? err.message : "invalid JSON";
+    throw new ApiError("malformed-json", `The request body is not valid JSON: ${where}`);
+  }
+}
+
+/** Reads and parses a JSON body: 415 for another content type, 413 over the limit, 400 malformed. */
+export async function readJson(req: Request, limit = DEFAULT_BODY_LIMIT): Promise<unknown> {
+  if (!isJsonContentType(req.headers.get("content-type"))) {
+    throw new ApiError("unsupported-media-type", "Send the body as application/json");
+  }
+  return parseJsonBytes(await readBodyBytes(req, limit));
+}
+
+/** Parses a Cookie header into a map; later duplicates do not override the first. */
+export function parseCookies(header: string | null): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!header) return out;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    const name = part.slice(0, Math.max(eq, 0)).trim();
+    if (eq < 0 || name === "") continue;
+    let value = part.slice(eq + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) {
+      value = value.slice(1, -1);
+    }
+    if (!out.has(name)) out.set(name, value);
+  }
+  return out;
+}
+
+/** Options of a Set-Cookie header. */
+export interface CookieOptions {
+  maxAge?: number;
+  path?: string;
+  httpOnly?: boolean;
+  secure?: boolean;
+  sameSite?: "Strict" | "Lax" | "None";
+}
+
+/** Serialises one Set-Cookie header value. */
+export function serializeCookie(name: string, value: string, opts: CookieOptions = {}): string {
+  const parts = [`${name}=${value}`];
+  if (opts.maxAge !== undefined) parts.push(`Max-Age=${opts.maxAge}`);
+  if (opts.path) parts.push(`Path=${opts.path}`);
+  if (opts.httpOnly) parts.push("HttpOnly");
+  if (opts.secure) parts.push("Secure");
+  if (opts.sameSite) parts.push(`SameSite=${opts.sameSite}`);
+  return parts.join("; ");
+}
+
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
+
+/** The caller's X-Request-Id when it is a sane value, else a fresh UUID. */
+export function requestIdFrom(header: string | null): string {
+  return header !== null && SANE_REQUEST_ID.test(header) ? header : crypto.randomUUID();
+}
+
+/**
+ * The client's address: the socket peer, or with `trustProxy` = N, the Nth address
+ * from the right of X-Forwarded-For (the one the outermost trusted proxy saw).
+ */
+export function clientIpFrom(headers: Headers, peer: string, trustProxy: number): string {
+  if (trustProxy === 0) return peer;
+  const xff = headers.get("x-forwarded-for");
+  if (!xff) return peer;
+  const hops = xff.split(",").map((s) => s.trim()).filter(Boolean);
+  const pick = hops[hops.length - trustProxy];
+  return pick && /^[0-9A-Fa-f:.]{2,45}$/.test(pick) ? pick : peer;
+}

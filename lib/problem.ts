@@ -1,0 +1,104 @@
+/** RFC 9457 problem details: one error type, one code → status table. */
+
+export type ErrorCode =
+  | "bad-request"
+  | "malformed-json"
+  | "unauthorized"
+  | "invalid-token"
+  | "forbidden"
+  | "not-found"
+  | "method-not-allowed"
+  | "conflict"
+  | "idempotency-in-progress"
+  | "idempotency-key-reused"
+  | "payload-too-large"
+  | "unsupported-media-type"
+  | "validation-failed"
+  | "quota-exceeded"
+  | "internal"
+  | "database-unavailable";
+
+/** Status and public title of every error code. */
+export const CODE_STATUS = {
+  "bad-request": { status: 400, title: "Bad request" },
+  "malformed-json": { status: 400, title: "Malformed JSON body" },
+  "unauthorized": { status: 401, title: "Authentication required" },
+  "invalid-token": { status: 401, title: "Invalid credential" },
+  "forbidden": { status: 403, title: "Insufficient tier or scope" },
+  "not-found": { status: 404, title: "Not found" },
+  "method-not-allowed": { status: 405, title: "Method not allowed" },
+  "conflict": { status: 409, title: "Conflict" },
+  "idempotency-in-progress": {
+    status: 409,
+    title: "Request with this Idempotency-Key in progress",
+  },
+  "idempotency-key-reused": { status: 422, title: "Idempotency-Key reused with another request" },
+  "payload-too-large": { status: 413, title: "Request body too large" },
+  "unsupported-media-type": { status: 415, title: "Unsupported media type" },
+  "validation-failed": { status: 422, title: "Invalid request fields" },
+  "quota-exceeded": { status: 429, title: "Rate limit exceeded" },
+  "internal": { status: 500, title: "Internal server error" },
+  "database-unavailable": { status: 503, title: "Service unavailable" },
+} as const satisfies Record<ErrorCode, { status: number; title: string }>;
+
+/** One invalid field: a JSON pointer into the request body and what is wrong with it. */
+export interface FieldError {
+  pointer: string;
+  detail: string;
+}
+
+/** The one error type handlers throw; `extra` members and `headers` travel into the response. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    readonly options: {
+      errors?: FieldError[];
+      headers?: Record<string, string>;
+      extra?: Record<string, unknown>;
+      type?: string;
+    } = {},
+  ) {
+    super(detail);
+    this.name = "ApiError";
+  }
+
+  get status(): number {
+    return CODE_STATUS[this.code].status;
+  }
+}
+
+/** Shorthand for a 422 with one field error. */
+export function invalidField(pointer: string, detail: string): ApiError {
+  return new ApiError("validation-failed", detail, { errors: [{ pointer, detail }] });
+}
+
+/** What the problem body needs to know about the request it answers. */
+export interface ProblemContext {
+  errorsBase: string;
+  instance: string;
+  requestId: string;
+}
+
+/** Renders an ApiError as an application/problem+json Response. */
+export function problemResponse(err: ApiError, ctx: ProblemContext): Response {
+  const { status, title } = CODE_STATUS[err.code];
+  const body: Record<string, unknown> = {
+    type: err.options.type ?? `${ctx.errorsBase}/${err.code}`,
+    title,
+    status,
+    detail: err.detail,
+    instance: ctx.instance,
+    requestId: ctx.requestId,
+    ...err.options.extra,
+  };
+  if (err.options.errors) body.errors = err.options.errors;
+  const headers = new Headers(err.options.headers);
+  headers.set("content-type", "application/problem+json");
+  return new Response(JSON.stringify(body), { status, headers });
+}
+
+/** The fixed public answer for an unexpected failure: the cause goes to the log, never here. */
+export function internalError(): ApiError {
+  return new ApiError("internal", "The server failed to handle this request; quote the requestId.");
+}

@@ -1,0 +1,104 @@
+/** proplab: the CLI of the one binary, and the `deno serve` / Deno Deploy entry. */
+import { ConfigError, loadConfig } from "./lib/config.ts";
+import { createLogger } from "./lib/log.ts";
+import { VERSION } from "./lib/version.ts";
+import { buildApp, migrateDatabase, openDatabase, serve } from "./server.ts";
+import type { App } from "./app.ts";
+
+const USAGE = `proplab ${VERSION} — the NBA Prop Lab API server
+
+Usage: proplab [command]
+
+Commands:
+  serve       run the HTTP server (default)
+  migrate     apply pending database migrations and exit
+
+Options:
+  -h, --help     show this help
+  -V, --version  print the version
+
+Environment: PORT, DATABASE_URL, DATA_DIR, JWT_SECRET, ERRORS_BASE, ADMIN_EMAIL,
+ADMIN_PASSWORD, LOG_LEVEL, TRUST_PROXY, CORS_ORIGINS, INGEST_DIR (see README.md).`;
+
+/** Runs one CLI invocation and returns its exit code. */
+export async function runCli(args: string[]): Promise<number> {
+  const [command = "serve", ...rest] = args;
+  if (command === "-h" || command === "--help" || command === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  if (command === "-V" || command === "--version") {
+    console.log(VERSION);
+    return 0;
+  }
+  const commands: Record<string, (rest: string[]) => Promise<number>> = {
+    serve: runServe,
+    migrate: runMigrate,
+  };
+  const run = commands[command];
+  if (!run) return usageError(`unknown command "${command}"`);
+  return await run(rest);
+}
+
+function usageError(message: string): number {
+  console.error(`proplab: ${message}\n\n${USAGE}`);
+  return 2;
+}
+
+function configOrExit() {
+  try {
+    return loadConfig(Deno.env.toObject());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`proplab: configuration error: ${err.message}`);
+      return null;
+    }
+    throw err;
+  }
+}
+
+async function runServe(rest: string[]): Promise<number> {
+  if (rest.length) return usageError(`serve takes no arguments, got "${rest.join(" ")}"`);
+  const config = configOrExit();
+  if (!config) return 1;
+  await serve(config, createLogger(config.logLevel));
+  return 0;
+}
+
+async function runMigrate(rest: string[]): Promise<number> {
+  if (rest.length) return usageError(`migrate takes no arguments, got "${rest.join(" ")}"`);
+  const config = configOrExit();
+  if (!config) return 1;
+  const log = createLogger(config.logLevel);
+  const db = await openDatabase(config);
+  try {
+    const applied = await migrateDatabase(db, log);
+    console.error(applied.length ? `applied ${applied.join(", ")}` : "database is up to date");
+  } finally {
+    await db.close();
+  }
+  return 0;
+}
+
+// `deno serve` and Deno Deploy import this module and call `fetch`; the app is built on the
+// first request and kept for the life of the isolate (the one piece of module state, by design).
+let served: Promise<App> | null = null;
+
+async function buildServed(): Promise<App> {
+  const config = loadConfig(Deno.env.toObject());
+  const log = createLogger(config.logLevel);
+  const db = await openDatabase(config);
+  await migrateDatabase(db, log);
+  return (await buildApp(config, db, log)).app;
+}
+
+export default {
+  async fetch(req: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
+    served ??= buildServed();
+    return (await served).fetch(req, info as never);
+  },
+} satisfies Deno.ServeDefaultExport;
+
+if (import.meta.main) {
+  Deno.exit(await runCli(Deno.args));
+}

@@ -1,0 +1,51 @@
+/** The types every route file shares: dependencies, request context, route entries. */
+import type { Config } from "../lib/config.ts";
+import type { Logger } from "../lib/log.ts";
+import type { Principal, Requirement } from "../lib/policy.ts";
+import type { RouteShape } from "../lib/router.ts";
+import type { Db } from "../db/client.ts";
+import type { Settings } from "../db/settings.ts";
+
+/** Everything a handler may use, built once in main and passed in. */
+export interface Deps {
+  config: Config;
+  db: Db;
+  log: Logger;
+  settings: Settings;
+  /** Milliseconds since the epoch; tests pass a fixed clock. */
+  now: () => number;
+  version: string;
+  instanceId: string;
+  startedAt: number;
+  /** Resolves the request's credential; null when it carries none. Throws ApiError when invalid. */
+  authenticate?: (req: Request, route: Route) => Promise<Principal | null>;
+}
+
+/** One request as the pipeline and the handler see it. */
+export interface Ctx {
+  req: Request;
+  url: URL;
+  params: Record<string, string>;
+  requestId: string;
+  clientIp: string;
+  principal: Principal | null;
+  deps: Deps;
+  /** Headers every answer to this request carries (rate-limit fields, for example). */
+  responseHeaders: Headers;
+}
+
+/** A route handler: validate → decide → store → respond. */
+export type Handler = (ctx: Ctx) => Promise<Response> | Response;
+
+/** Rate-limit classes a route can declare. */
+export type LimitClass = "data" | "login" | "ops";
+
+/** One entry of the route table. */
+export interface Route extends RouteShape, Requirement {
+  /** One line for the OpenAPI description. */
+  summary: string;
+  limit?: LimitClass;
+  /** Creating POST: honours Idempotency-Key. */
+  idempotent?: boolean;
+  handler: Handler;
+}

@@ -1,0 +1,8 @@
+/** The one ordered route table. */
+import type { Route } from "./context.ts";
+import { healthRoutes } from "./health.ts";
+
+/** Every route proplab serves, with its requirements. */
+export const ROUTES: readonly Route[] = [
+  ...healthRoutes,
+];

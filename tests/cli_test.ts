@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", ...args],
+    env: { PORT: "", DATABASE_URL: "", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("`proplab --version` prints the version", async () => {
+  const r = await cli(["--version"]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
+});
+
+Deno.test("`proplab --help` prints usage", async () => {
+  const r = await cli(["--help"]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /Usage: proplab/);
+});
+
+Deno.test("an unknown command or flag prints usage and exits 2", async () => {
+  for (const args of [["frobnicate"], ["--nope"], ["serve", "extra"]]) {
+    const r = await cli(args);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.stderr, /Usage: proplab/);
+  }
+});
+
+Deno.test("bad configuration exits 1 with one line naming the variable", async () => {
+  for (const [name, value] of [["PORT", "http"], ["DATABASE_URL", "::nope::"]]) {
+    const r = await cli(["serve"], { [name]: value });
+    assert.equal(r.code, 1);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], new RegExp(`configuration error: ${name} `));
+  }
+});
