@@ -1,4 +1,7 @@
-/** The request pipeline: match → authenticate → authorize → handler, one problem mapping. */
+/**
+ * The request pipeline: match → authenticate → authorize → idempotency → rate limit →
+ * handler, with one mapping of errors to problem+json.
+ */
 import { ApiError, internalError, problemResponse } from "./lib/problem.ts";
 import { clientIpFrom, requestIdFrom } from "./lib/http.ts";
 import { authorize } from "./lib/policy.ts";
@@ -41,7 +44,12 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     if (!decision.allow) {
       throw new ApiError(decision.status === 401 ? "unauthorized" : "forbidden", decision.reason);
     }
-    return await route.handler(ctx);
+    const next = async () => {
+      if (route.limit && deps.rateLimit) await deps.rateLimit(ctx, route);
+      return await route.handler(ctx);
+    };
+    if (route.idempotent && deps.idempotency) return await deps.idempotency(ctx, route, next);
+    return await next();
   }
 
   function toProblem(err: unknown, ctx: Ctx): Response {

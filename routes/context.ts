@@ -19,6 +19,16 @@ export interface Deps {
   startedAt: number;
   /** Resolves the request's credential; null when it carries none. Throws ApiError when invalid. */
   authenticate?: (req: Request, route: Route) => Promise<Principal | null>;
+  /**
+   * Charges the route's rate-limit class for `ctx.principal`; sets the RateLimit headers on
+   * `ctx.responseHeaders` and throws a 429 ApiError when a window is exhausted.
+   */
+  rateLimit?: (ctx: Ctx, route: Route) => Promise<void>;
+  /**
+   * Runs `next` under the request's Idempotency-Key (if any): a replay returns the stored
+   * response without calling `next` (so no rate-limit charge and no second effect).
+   */
+  idempotency?: (ctx: Ctx, route: Route, next: () => Promise<Response>) => Promise<Response>;
 }
 
 /** One request as the pipeline and the handler see it. */
