@@ -100,6 +100,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
         requestId: requestIdFrom(req.headers.get("x-request-id")),
         clientIp: clientIpFrom(req.headers, info?.remoteAddr?.hostname ?? "", config.trustProxy),
         principal: null,
+        db: deps.db,
         deps,
         responseHeaders: new Headers(),
       };

@@ -3,7 +3,7 @@ import type { Config } from "../lib/config.ts";
 import type { Logger } from "../lib/log.ts";
 import type { Principal, Requirement } from "../lib/policy.ts";
 import type { RouteShape } from "../lib/router.ts";
-import type { Db } from "../db/client.ts";
+import type { Db, Queryable } from "../db/client.ts";
 import type { Settings } from "../db/settings.ts";
 
 /** Everything a handler may use, built once in main and passed in. */
@@ -39,6 +39,12 @@ export interface Ctx {
   requestId: string;
   clientIp: string;
   principal: Principal | null;
+  /**
+   * Where this request's queries go: the pool, or on an idempotent route the transaction
+   * that also stores the response. Inside a request, query through `ctx.db`, never
+   * `deps.db` (PGlite has one connection: a second query outside the transaction waits forever).
+   */
+  db: Queryable;
   deps: Deps;
   /** Headers every answer to this request carries (rate-limit fields, for example). */
   responseHeaders: Headers;
