@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createScratchDatabase, ON_POSTGRES, openTestDb } from "./support/db.ts";
+import { createScratchDatabase, ON_POSTGRES, openEmptyDb, openTestDb } from "./support/db.ts";
 import { DB_TEST } from "./support/assert.ts";
 import { loadMigrations, migrate } from "../db/migrate.ts";
 import { openPostgres } from "../db/client.ts";
@@ -25,9 +25,8 @@ Deno.test({ ...DB_TEST, name: "migrate() is idempotent" }, async () => {
 Deno.test(
   { ...DB_TEST, name: "migrate() run concurrently in one process applies each once" },
   async () => {
-    const { db } = await openTestDb();
+    const { db } = await openEmptyDb();
     try {
-      await db.exec("drop table settings, settings_audit, schema_migrations");
       const ms = await loadMigrations();
       const results = await Promise.all([migrate(db, ms), migrate(db, ms), migrate(db, ms)]);
       assert.equal(results.flat().length, ms.length);

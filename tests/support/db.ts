@@ -31,10 +31,16 @@ export async function createScratchDatabase(): Promise<string> {
   return url.toString();
 }
 
-/** Opens and migrates this file's database. */
-export async function openTestDb(): Promise<TestDb> {
+/** Opens a fresh, empty (unmigrated) database and its URL (null on PGlite). */
+export async function openEmptyDb(): Promise<{ db: Db; url: string | null }> {
   const url = ON_POSTGRES ? await createScratchDatabase() : null;
   const db = url ? openPostgres(url, { max: 20 }) : await openPglite(null);
+  return { db, url };
+}
+
+/** Opens and migrates this file's database. */
+export async function openTestDb(): Promise<TestDb> {
+  const { db, url } = await openEmptyDb();
   await migrate(db, await loadMigrations());
   return { db, url, reset: () => resetTables(db) };
 }
