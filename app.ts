@@ -57,7 +57,8 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     if (err instanceof ApiError) {
       apiErr = err;
     } else if (isUnavailable(err)) {
-      log.warn("database unavailable", { requestId: ctx.requestId, ...errorFields(err) });
+      // The outage itself is logged once by the database client; this is per request.
+      log.debug("answered 503: database unavailable", { requestId: ctx.requestId });
       apiErr = new ApiError("database-unavailable", "The database is unavailable; retry shortly", {
         headers: { "retry-after": "2" },
       });

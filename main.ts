@@ -70,7 +70,7 @@ async function runMigrate(rest: string[]): Promise<number> {
   const config = configOrExit();
   if (!config) return 1;
   const log = createLogger(config.logLevel);
-  const db = await openDatabase(config);
+  const db = await openDatabase(config, log);
   try {
     const applied = await migrateDatabase(db, log);
     console.error(applied.length ? `applied ${applied.join(", ")}` : "database is up to date");
@@ -87,7 +87,7 @@ let served: Promise<App> | null = null;
 async function buildServed(): Promise<App> {
   const config = loadConfig(Deno.env.toObject());
   const log = createLogger(config.logLevel);
-  const db = await openDatabase(config);
+  const db = await openDatabase(config, log);
   await migrateDatabase(db, log);
   return (await buildApp(config, db, log)).app;
 }

@@ -11,8 +11,15 @@ import { ROUTES } from "./routes/mod.ts";
 import type { Deps, Route } from "./routes/context.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
-export async function openDatabase(config: Config): Promise<Db> {
-  if (config.databaseUrl) return openPostgres(config.databaseUrl);
+export async function openDatabase(config: Config, log: Logger): Promise<Db> {
+  if (config.databaseUrl) {
+    return openPostgres(config.databaseUrl, {
+      onAvailability: (up, err) =>
+        up
+          ? log.info("database reachable again")
+          : log.error("database unavailable: answering 503 until it returns", errorFields(err)),
+    });
+  }
   if (Deno.env.get("DENO_DEPLOYMENT_ID")) {
     throw new Error("DATABASE_URL is required on Deno Deploy (there is no data dir to write)");
   }
@@ -66,7 +73,7 @@ export async function buildApp(
 /** Runs the HTTP server until SIGTERM/SIGINT, then drains and closes the database. */
 export async function serve(config: Config, log: Logger): Promise<void> {
   const started = performance.now();
-  const db = await openDatabase(config);
+  const db = await openDatabase(config, log);
   await migrateDatabase(db, log);
   const running = await buildApp(config, db, log);
   const server = Deno.serve({

@@ -67,6 +67,8 @@ function mapError(err: unknown): unknown {
 export interface PostgresOptions {
   max?: number;
   connectTimeoutSeconds?: number;
+  /** Called once when the database stops answering and once when it answers again. */
+  onAvailability?: (up: boolean, err?: unknown) => void;
 }
 
 /** Opens a pooled PostgreSQL connection (lazy: nothing connects until the first query). */
@@ -79,35 +81,40 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
     onnotice: () => {},
     connection: { application_name: "proplab" },
   });
+  let up = true;
+  // Reports transitions only, so an outage is logged once, not once per request.
+  const track = async <T>(p: Promise<T>): Promise<T> => {
+    try {
+      const out = await p;
+      if (!up) {
+        up = true;
+        opts.onAvailability?.(true);
+      }
+      return out;
+    } catch (err) {
+      const mapped = mapError(err);
+      if (mapped instanceof DbUnavailableError && up) {
+        up = false;
+        opts.onAvailability?.(false, mapped);
+      }
+      throw mapped;
+    }
+  };
   const wrap = (q: postgres.Sql | postgres.TransactionSql): Queryable => ({
-    async query<T>(text: string, params: readonly unknown[] = []) {
-      try {
-        return await q.unsafe(text, params as postgres.ParameterOrJSON<never>[], {
-          prepare: true,
-        }) as unknown as T[];
-      } catch (err) {
-        throw mapError(err);
-      }
-    },
-    async exec(script: string) {
-      try {
-        await q.unsafe(script);
-      } catch (err) {
-        throw mapError(err);
-      }
-    },
+    query: <T>(text: string, params: readonly unknown[] = []) =>
+      track(
+        q.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }) as Promise<
+          unknown
+        > as Promise<T[]>,
+      ),
+    exec: (script: string) => track(q.unsafe(script).then(() => {})),
   });
   const pool = wrap(sql);
   return {
     kind: "postgres",
     ...pool,
-    async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-      try {
-        return await sql.begin((tx) => fn(wrap(tx))) as T;
-      } catch (err) {
-        throw mapError(err);
-      }
-    },
+    transaction: <T>(fn: (tx: Queryable) => Promise<T>): Promise<T> =>
+      track(sql.begin((tx) => fn(wrap(tx))) as Promise<T>),
     async listen(channel, onPayload) {
       const sub = await sql.listen(channel, onPayload).catch((err) => {
         throw mapError(err);

@@ -15,7 +15,8 @@ Deno.test({
   const url = new URL(await createScratchDatabase());
   const proxy = startCutProxy({ hostname: url.hostname, port: Number(url.port) });
   url.port = String(proxy.port);
-  const db = openPostgres(url.toString());
+  const transitions: boolean[] = [];
+  const db = openPostgres(url.toString(), { onAvailability: (up) => transitions.push(up) });
   await migrate(db, await loadMigrations());
   const server = await startTestServer(db);
   try {
@@ -40,6 +41,7 @@ Deno.test({
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(status, 200, "recovered within 5 s");
+    assert.deepEqual(transitions, [false, true], "the outage is reported once, and its end once");
   } finally {
     await server.stop();
     proxy.close();
