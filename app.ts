@@ -6,6 +6,7 @@ import { ApiError, internalError, problemResponse } from "./lib/problem.ts";
 import { clientIpFrom, requestIdFrom } from "./lib/http.ts";
 import { authorize } from "./lib/policy.ts";
 import { createRouter } from "./lib/router.ts";
+import { corsHeaders, isPreflight, preflightResponse } from "./lib/cors.ts";
 import { errorFields } from "./lib/log.ts";
 import { isUnavailable } from "./db/client.ts";
 import type { Ctx, Deps, Route } from "./routes/context.ts";
@@ -26,6 +27,9 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
   const { config, log } = deps;
 
   async function handle(ctx: Ctx): Promise<Response> {
+    const cors = corsHeaders(ctx.req.headers.get("origin"), config.corsOrigins);
+    cors?.forEach((v, k) => ctx.responseHeaders.set(k, v));
+    if (cors && isPreflight(ctx.req)) return preflightResponse(cors);
     const match = router.match(ctx.req.method, ctx.url.pathname);
     if (match.kind === "not-found") {
       throw new ApiError("not-found", `No resource at ${ctx.url.pathname}`);

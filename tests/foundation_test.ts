@@ -136,3 +136,32 @@ Deno.test({ ...DB_TEST, name: "each request writes one JSON log line" }, async (
     assert.equal(typeof lines[0].durationMs, "number");
   });
 });
+
+Deno.test({ ...DB_TEST, name: "CORS is off unless CORS_ORIGINS names the origin" }, async () => {
+  await withServer(async (url) => {
+    const res = await fetch(url("/healthz"), { headers: { origin: "https://evil.test" } });
+    await res.body?.cancel();
+    assert.equal(res.headers.get("access-control-allow-origin"), null);
+    const pre = await fetch(url("/healthz"), {
+      method: "OPTIONS",
+      headers: { origin: "https://evil.test", "access-control-request-method": "GET" },
+    });
+    await pre.body?.cancel();
+    assert.equal(pre.status, 405);
+  });
+  const server = await startTestServer(tdb.db, { CORS_ORIGINS: "https://app.test" });
+  try {
+    const pre = await fetch(server.url("/healthz"), {
+      method: "OPTIONS",
+      headers: { origin: "https://app.test", "access-control-request-method": "GET" },
+    });
+    await pre.body?.cancel();
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get("access-control-allow-origin"), "https://app.test");
+    const other = await fetch(server.url("/healthz"), { headers: { origin: "https://x.test" } });
+    await other.body?.cancel();
+    assert.equal(other.headers.get("access-control-allow-origin"), null);
+  } finally {
+    await server.stop();
+  }
+});
