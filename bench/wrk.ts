@@ -1,0 +1,54 @@
+/** Runs wrk against a URL and parses requests/s and latency percentiles. */
+
+/** One wrk measurement. */
+export interface WrkResult {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+}
+
+/** Options of one wrk run. */
+export interface WrkOptions {
+  connections?: number;
+  seconds?: number;
+  headers?: Record<string, string>;
+  /** Path of a Lua script (e.g. to rotate credentials per request). */
+  script?: string;
+}
+
+function toMs(value: string): number {
+  const m = value.match(/^([\d.]+)(us|ms|s)$/);
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
+}
+
+/** Parses wrk's `--latency` output. */
+export function parseWrk(out: string): WrkResult {
+  const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN);
+  const p50 = out.match(/^\s+50%\s+(\S+)/m)?.[1] ?? "";
+  const p99 = out.match(/^\s+99%\s+(\S+)/m)?.[1] ?? "";
+  const non2xx = Number(out.match(/Non-2xx or 3xx responses:\s+(\d+)/)?.[1] ?? 0);
+  return { rps, p50Ms: toMs(p50), p99Ms: toMs(p99), non2xx };
+}
+
+/** Runs wrk once. */
+export async function runWrk(url: string, opts: WrkOptions = {}): Promise<WrkResult> {
+  const args = ["-t2", `-c${opts.connections ?? 50}`, `-d${opts.seconds ?? 5}s`, "--latency"];
+  for (const [k, v] of Object.entries(opts.headers ?? {})) args.push("-H", `${k}: ${v}`);
+  if (opts.script) args.push("-s", opts.script);
+  args.push(url);
+  const out = await new Deno.Command("wrk", { args, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
+  return parseWrk(text);
+}
+
+/** Runs wrk `runs` times and keeps the run with the median requests/s. */
+export async function medianWrk(url: string, opts: WrkOptions, runs = 3): Promise<WrkResult> {
+  const results: WrkResult[] = [];
+  for (let i = 0; i < runs; i++) results.push(await runWrk(url, opts));
+  results.sort((a, b) => a.rps - b.rps);
+  return results[Math.floor(results.length / 2)];
+}
