@@ -42,7 +42,7 @@ export async function insertPickRow(
 export async function insertScoreRow(q: Queryable, date: string): Promise<void> {
   await q.query(
     `insert into scores (game_date, wins, losses, pushes, voids, units, roi, by_market, computed_at)
-     values ($1::date, 2, 1, 1, 0, 0.8182, 0.2727, $2::jsonb, '2026-03-02T08:00:00Z')`,
+     values ($1::date, 2, 1, 1, 0, 0.8182, 0.2727, $2::text::jsonb, '2026-03-02T08:00:00Z')`,
     [date, JSON.stringify({ points: { wins: 2, losses: 1, pushes: 1, voids: 0, units: 0.8182 } })],
   );
 }
