@@ -97,11 +97,12 @@ async function recordRequestError(deps: Deps, ctx: Ctx, status: number): Promise
     });
     await deleteRequestErrorsBefore(deps.db, new Date(at - REQUEST_ERROR_RETENTION_MS));
   })();
-  try {
-    await withTimeout(write, RECORD_ERROR_TIMEOUT_MS, "recording the error timed out");
-  } catch (err) {
-    deps.log.warn("recording a 5xx failed", { requestId: ctx.requestId, ...errorFields(err) });
-  }
+  const recorded = withTimeout(write, RECORD_ERROR_TIMEOUT_MS, "recording the error timed out")
+    .catch((err) =>
+      deps.log.warn("recording a 5xx failed", { requestId: ctx.requestId, ...errorFields(err) })
+    );
+  // A 503 means the database is likely down: record best effort without delaying the answer.
+  if (status !== 503) await recorded;
 }
 
 /** Runs the HTTP server until SIGTERM/SIGINT, then drains and closes the database. */

@@ -107,18 +107,26 @@ export async function startHeartbeat(
     heartbeatAt: new Date(now()),
   };
   await upsertInstance(db, row);
+  let failing = false; // log the first failed beat and the recovery, not every beat between
   const beat = async () => {
     try {
       await touchInstanceHeartbeat(db, row, new Date(now()));
       await deleteInstancesSilentSince(db, new Date(now() - INSTANCE_FORGET_MS));
+      if (failing) log.info("heartbeat recovered", { instanceId: self.id });
+      failing = false;
     } catch (err) {
-      log.warn("heartbeat failed", errorFields(err));
+      if (!failing) log.warn("heartbeat failed", { instanceId: self.id, ...errorFields(err) });
+      failing = true;
     }
   };
-  const timer = setInterval(() => void beat(), intervalMs);
+  let inFlight: Promise<void> | null = null; // a slow beat is not overlapped by the next
+  const timer = setInterval(() => {
+    inFlight ??= beat().finally(() => inFlight = null);
+  }, intervalMs);
   return {
     async stop() {
       clearInterval(timer);
+      await inFlight;
       await deleteInstance(db, self.id).catch((err) =>
         log.warn("deregistering the instance failed", errorFields(err))
       );

@@ -5,7 +5,8 @@ import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { ADMIN, opsToken, SHARP_KEY, useTestAuth } from "./support/principal.ts";
 import { insertJobRow, upsertFreshnessRow } from "./support/fixtures.ts";
 import { ROUTES } from "../routes/mod.ts";
-import { upsertInstance } from "../db/instances.ts";
+import { startHeartbeat, upsertInstance } from "../db/instances.ts";
+import { createLogger } from "../lib/log.ts";
 import { upsertSetting } from "../db/settings.ts";
 import type { Route } from "../routes/context.ts";
 
@@ -130,6 +131,30 @@ Deno.test({ ...DB_TEST, name: "a clean shutdown removes the instance row" }, asy
   assert.equal(after.length, 0);
   await tdb.reset();
 });
+
+Deno.test(
+  { ...DB_TEST, name: "startHeartbeat() registers, beats with the clock, deregisters" },
+  async () => {
+    const clock = { t: NOW };
+    const id = crypto.randomUUID();
+    const self = { id, role: "api" as const, version: "9.9.9", startedAt: NOW };
+    const hb = await startHeartbeat(tdb.db, self, () => clock.t, createLogger("error"), 20);
+    const beatAt = async () =>
+      (await tdb.db.query<{ at: Date }>("select heartbeat_at as at from instances where id = $1", [
+        id,
+      ]))[0]?.at;
+    assert.equal((await beatAt())?.toISOString(), new Date(NOW).toISOString());
+    clock.t = NOW + 7000;
+    const deadline = Date.now() + 2000;
+    while ((await beatAt())?.getTime() !== NOW + 7000) {
+      assert.ok(Date.now() < deadline, "no heartbeat within 2 s");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await hb.stop();
+    assert.equal(await beatAt(), undefined);
+    await tdb.reset();
+  },
+);
 
 Deno.test(
   { ...DB_TEST, name: "GET /api/v1/ops/errors lists a 5xx and a failed job, without bodies" },
