@@ -49,6 +49,7 @@ export function openApiPath(pattern: string): { path: string; params: string[] }
 
 // Which problem answers a route can give, from what it declares.
 function problemStatuses(route: Route, hasParams: boolean): string[] {
+  if (route.auth.length === 0 && route.method === "GET" && !hasParams) return ["500", "503"];
   const out = ["400"];
   if (route.auth.length) out.push("401", "403");
   if (hasParams) out.push("404");
