@@ -40,6 +40,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
       });
     }
     const route = match.route;
+    ctx.route = route;
     ctx.params = match.params;
     ctx.principal = route.auth.length && deps.authenticate
       ? await deps.authenticate(ctx.req, route)
@@ -116,6 +117,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
         res = toProblem(err, ctx);
       }
       res = finish(res, ctx);
+      if (res.status >= 500 && deps.recordError) await deps.recordError(ctx, res.status);
       log.info("request", {
         method: req.method,
         path: ctx.url.pathname,

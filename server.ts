@@ -6,9 +6,12 @@ import { VERSION } from "./lib/version.ts";
 import { type Db, openPglite, openPostgres } from "./db/client.ts";
 import { loadMigrations, migrate } from "./db/migrate.ts";
 import { createSettings } from "./db/settings.ts";
+import { startHeartbeat } from "./db/instances.ts";
+import { deleteRequestErrorsBefore, insertRequestError } from "./db/request_errors.ts";
+import { withTimeout } from "./lib/async.ts";
 import { type App, createApp } from "./app.ts";
 import { ROUTES } from "./routes/mod.ts";
-import type { Deps, Route } from "./routes/context.ts";
+import type { Ctx, Deps, Route } from "./routes/context.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
 export async function openDatabase(config: Config, log: Logger): Promise<Db> {
@@ -59,15 +62,54 @@ export async function buildApp(
     version: VERSION,
     instanceId: crypto.randomUUID(),
     startedAt: now(),
+    routes,
   };
+  deps.recordError = (ctx, status) => recordRequestError(deps, ctx, status);
+  const heartbeat = await startHeartbeat(
+    db,
+    {
+      id: deps.instanceId,
+      role: config.workerEnabled ? "api+worker" : "api",
+      version: VERSION,
+      startedAt: deps.startedAt,
+    },
+    now,
+    log,
+  );
   const app = createApp(deps, routes);
   return {
     deps,
     app,
     async close() {
+      await heartbeat.stop();
       await settings.stop();
     },
   };
+}
+
+const RECORD_ERROR_TIMEOUT_MS = 500;
+const REQUEST_ERROR_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+
+// Bounded and never throwing: a 5xx caused by a database outage must still be answered fast.
+async function recordRequestError(deps: Deps, ctx: Ctx, status: number): Promise<void> {
+  const at = deps.now();
+  const write = (async () => {
+    await insertRequestError(deps.db, {
+      requestId: ctx.requestId,
+      method: ctx.req.method,
+      route: ctx.route?.path ?? null,
+      status,
+      instanceId: deps.instanceId,
+      at: new Date(at),
+    });
+    await deleteRequestErrorsBefore(deps.db, new Date(at - REQUEST_ERROR_RETENTION_MS));
+  })();
+  const recorded = withTimeout(write, RECORD_ERROR_TIMEOUT_MS, "recording the error timed out")
+    .catch((err) =>
+      deps.log.warn("recording a 5xx failed", { requestId: ctx.requestId, ...errorFields(err) })
+    );
+  // A 503 means the database is likely down: record best effort without delaying the answer.
+  if (status !== 503) await recorded;
 }
 
 /** Runs the HTTP server until SIGTERM/SIGINT, then drains and closes the database. */

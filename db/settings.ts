@@ -25,8 +25,10 @@ export async function upsertSetting(
       [key],
     );
     const json = JSON.stringify(value);
+    // `$n::text::jsonb`, not `$n::jsonb`: postgres.js JSON-encodes a string bound to a jsonb
+    // parameter a second time (120 would be stored as "120"); PGlite does not.
     await tx.query(
-      `insert into settings (key, value, updated_by) values ($1, $2::jsonb, $3)
+      `insert into settings (key, value, updated_by) values ($1, $2::text::jsonb, $3)
        on conflict (key) do update set value = excluded.value, updated_at = now(),
          updated_by = excluded.updated_by`,
       [key, json, actor],
@@ -34,7 +36,7 @@ export async function upsertSetting(
     const oldValue = prev.length ? prev[0].value : null;
     await tx.query(
       `insert into settings_audit (key, old_value, new_value, changed_by)
-       values ($1, $2::jsonb, $3::jsonb, $4)`,
+       values ($1, $2::text::jsonb, $3::text::jsonb, $4)`,
       [key, oldValue === null ? null : JSON.stringify(oldValue), json, actor],
     );
     await tx.query("select pg_notify($1, $2)", [CHANNEL, key]);

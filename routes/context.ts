@@ -29,6 +29,10 @@ export interface Deps {
    * response without calling `next` (so no rate-limit charge and no second effect).
    */
   idempotency?: (ctx: Ctx, route: Route, next: () => Promise<Response>) => Promise<Response>;
+  /** Records a 5xx answer for /ops/errors (request id, method, route pattern, status only). */
+  recordError?: (ctx: Ctx, status: number) => Promise<void>;
+  /** The route table being served (what /openapi.json describes). */
+  routes?: readonly Route[];
 }
 
 /** One request as the pipeline and the handler see it. */
@@ -36,6 +40,8 @@ export interface Ctx {
   req: Request;
   url: URL;
   params: Record<string, string>;
+  /** The matched route, once matched. */
+  route?: Route;
   requestId: string;
   clientIp: string;
   principal: Principal | null;

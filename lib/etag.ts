@@ -1,0 +1,34 @@
+/** Strong ETags over response bodies and If-None-Match matching (RFC 9110 §8.8.3, §13.1.2). */
+import { createHash } from "node:crypto";
+
+/** A strong ETag: the quoted base64url SHA-256 of the body. */
+export function etagOf(body: string): string {
+  return `"${createHash("sha256").update(body).digest("base64url")}"`;
+}
+
+/**
+ * True when an If-None-Match header matches `etag`: `*`, or a list containing it.
+ * Comparison is weak (a `W/` prefix is ignored), as RFC 9110 prescribes for If-None-Match.
+ */
+export function ifNoneMatchHits(header: string | null, etag: string): boolean {
+  if (header === null) return false;
+  const value = header.trim();
+  if (value === "*") return true;
+  const bare = (tag: string) => tag.trim().replace(/^W\//, "");
+  return value.split(",").some((tag) => bare(tag) === etag);
+}
+
+/**
+ * A JSON answer for a cacheable read: `ETag`, `Cache-Control: private, no-cache` (clients
+ * may keep it but must revalidate), and 304 without a body when If-None-Match matches.
+ */
+export function cachedJson(req: Request, body: unknown): Response {
+  const text = JSON.stringify(body);
+  const etag = etagOf(text);
+  const headers = new Headers({ etag, "cache-control": "private, no-cache" });
+  if (ifNoneMatchHits(req.headers.get("if-none-match"), etag)) {
+    return new Response(null, { status: 304, headers });
+  }
+  headers.set("content-type", "application/json");
+  return new Response(text, { status: 200, headers });
+}

@@ -1,0 +1,92 @@
+/** The data API: picks by day and by id, and scored days (sharp tier; API key or JWT). */
+import { ApiError, invalidField } from "../lib/problem.ts";
+import { type Cursor, pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { cachedJson } from "../lib/etag.ts";
+import { dateInZone, isIsoDate, isUuid } from "../lib/dates.ts";
+import { findPickById, findPicksByDate, findScoreByDate } from "../db/data.ts";
+import type { Ctx, Route } from "./context.ts";
+
+const DATA = { auth: ["jwt", "apiKey"], tier: "sharp", limit: "data" } as const;
+
+function dateParam(ctx: Ctx): string {
+  const date = ctx.url.searchParams.get("date");
+  if (date === null) throw invalidField("/date", "date is required (YYYY-MM-DD)");
+  if (!isIsoDate(date)) throw invalidField("/date", "date must be a calendar date YYYY-MM-DD");
+  return date;
+}
+
+function pickCursor(cursor: Cursor | null): Cursor | null {
+  if (cursor && !isUuid(cursor.id)) {
+    throw new ApiError("bad-request", "The cursor is not valid; pass back nextCursor as given");
+  }
+  return cursor;
+}
+
+// A day's picks, newest first by (created_at, id): the order the pipeline loaded them, reversed.
+async function picksOfDay(ctx: Ctx, date: string): Promise<Response> {
+  const page = parsePageRequest(ctx.url.searchParams);
+  const rows = await findPicksByDate(ctx.db, date, pickCursor(page.cursor), page.limit + 1);
+  const { items, nextCursor } = pageOf(
+    rows,
+    page.limit,
+    (r) => ({ at: r.createdAt, id: r.pick.id }),
+  );
+  return cachedJson(ctx.req, { date, items: items.map((r) => r.pick), nextCursor });
+}
+
+function picksToday(ctx: Ctx): Promise<Response> {
+  // SettingSpec.default is typed unknown; the value was validated as a time zone on write.
+  const zone = String(ctx.deps.settings.get("data.timezone"));
+  const today = dateInZone(ctx.deps.now(), zone);
+  return picksOfDay(ctx, today);
+}
+
+function picksByDate(ctx: Ctx): Promise<Response> {
+  return picksOfDay(ctx, dateParam(ctx));
+}
+
+async function pickById(ctx: Ctx): Promise<Response> {
+  const id = ctx.params.id;
+  const pick = isUuid(id) ? await findPickById(ctx.db, id) : null;
+  if (!pick) throw new ApiError("not-found", `There is no pick ${id}`);
+  return cachedJson(ctx.req, pick);
+}
+
+async function scores(ctx: Ctx): Promise<Response> {
+  const date = dateParam(ctx);
+  const score = await findScoreByDate(ctx.db, date);
+  if (!score) throw new ApiError("not-found", `${date} has not been scored`);
+  return cachedJson(ctx.req, score);
+}
+
+/** Routes of this file. */
+export const dataRoutes: Route[] = [
+  {
+    method: "GET",
+    path: "/api/v1/data/picks/today",
+    summary: "Today's picks (today in the data.timezone setting)",
+    ...DATA,
+    handler: picksToday,
+  },
+  {
+    method: "GET",
+    path: "/api/v1/data/picks",
+    summary: "The picks of one day (?date=YYYY-MM-DD)",
+    ...DATA,
+    handler: picksByDate,
+  },
+  {
+    method: "GET",
+    path: "/api/v1/data/picks/:id",
+    summary: "One pick",
+    ...DATA,
+    handler: pickById,
+  },
+  {
+    method: "GET",
+    path: "/api/v1/data/scores",
+    summary: "The scored day (?date=YYYY-MM-DD): record, units, ROI",
+    ...DATA,
+    handler: scores,
+  },
+];
