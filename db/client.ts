@@ -80,6 +80,16 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
     max_lifetime: 60 * 30,
     onnotice: () => {},
     connection: { application_name: "proplab" },
+    types: {
+      // JSON parameters are passed as JSON text (`$1::jsonb` with JSON.stringify(value)), as
+      // PGlite takes them; postgres.js would otherwise encode the string a second time.
+      jsonText: {
+        to: 3802,
+        from: [114, 3802],
+        serialize: (x: unknown) => typeof x === "string" ? x : JSON.stringify(x),
+        parse: (x: string) => JSON.parse(x),
+      },
+    },
   });
   let up = true;
   // Reports transitions only, so an outage is logged once, not once per request.
