@@ -9,6 +9,7 @@ import { createSettings } from "./db/settings.ts";
 import { type App, createApp } from "./app.ts";
 import { ROUTES } from "./routes/mod.ts";
 import type { Deps, Route } from "./routes/context.ts";
+import { createIdempotency, startIdempotencyPurge } from "./routes/idempotency.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
 export async function openDatabase(config: Config): Promise<Db> {
@@ -52,12 +53,15 @@ export async function buildApp(
     version: VERSION,
     instanceId: crypto.randomUUID(),
     startedAt: now(),
+    idempotency: createIdempotency(),
   };
   const app = createApp(deps, routes);
+  const stopPurge = startIdempotencyPurge(deps);
   return {
     deps,
     app,
     async close() {
+      stopPurge();
       await settings.stop();
     },
   };
