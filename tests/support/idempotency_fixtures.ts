@@ -46,12 +46,11 @@ export interface ThingHooks {
 interface ThingBody {
   name?: unknown;
   fail?: unknown;
-  sleepMs?: unknown;
 }
 
 /**
- * `POST /test/things` {name, fail?, sleepMs?}: inserts one row through ctx.db and answers
- * 201 with a Location. `fail`: "throw" (500 after the insert), "500" (a returned 500),
+ * `POST /test/things` {name, fail?}: inserts one row through ctx.db and answers 201 with a
+ * Location, after `X-Test-Sleep-Ms` if sent. `fail`: "throw" (500 after the insert), "500" (a returned 500),
  * "422" (validation, before the insert), "429" (quota), "409" (conflict).
  */
 async function createThing(ctx: Ctx, hooks: ThingHooks): Promise<Response> {
@@ -67,9 +66,11 @@ async function createThing(ctx: Ctx, hooks: ThingHooks): Promise<Response> {
     "insert into test_things (name, scope) values ($1, $2) returning id",
     [body.name, scope],
   );
-  if (typeof body.sleepMs === "number") {
+  // Slowness comes from a header, which is not part of the fingerprint: a retry may be fast.
+  const sleepMs = Number(ctx.req.headers.get("x-test-sleep-ms") ?? 0);
+  if (sleepMs > 0) {
     console.log(JSON.stringify({ msg: "test handler started", name: body.name }));
-    await new Promise((r) => setTimeout(r, body.sleepMs as number));
+    await new Promise((r) => setTimeout(r, sleepMs));
   }
   await hooks.hold?.();
   if (body.fail === "throw") throw new Error("test failure after the insert");
