@@ -3,7 +3,7 @@
  * test-only creating routes (tests/support/idempotency_fixtures.ts).
  */
 import assert from "node:assert/strict";
-import { openTestDb } from "./support/db.ts";
+import { ON_POSTGRES, openTestDb } from "./support/db.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 import { assertProblem, DB_TEST } from "./support/assert.ts";
 import {
@@ -312,6 +312,46 @@ Deno.test(
     }
   },
 );
+
+// PostgreSQL only: on PGlite the held transaction owns the one connection, so the second
+// instance cannot even read the claim until the first finishes.
+Deno.test({
+  ...DB_TEST,
+  ignore: !ON_POSTGRES,
+  name: "a slow first request whose key was taken over is rolled back with 409",
+}, async () => {
+  let t = Date.parse("2026-05-27T12:00:00Z");
+  let release = () => {};
+  let started = () => {};
+  const inHandler = new Promise<void>((r) => started = r);
+  const gate = new Promise<void>((r) => release = r);
+  let holdFirst = true;
+  const hold = () => {
+    if (!holdFirst) return Promise.resolve();
+    holdFirst = false;
+    started();
+    return gate;
+  };
+  const a = await fresh({ now: () => t, hooks: { hold } });
+  const b = await server({ now: () => t, hooks: { hold } });
+  try {
+    const slow = post(a, { name: "a" }, "k-taken");
+    await inHandler;
+    t += 61_000;
+    const retry = await post(b, { name: "a" }, "k-taken");
+    assert.equal(retry.status, 201);
+    const stored = await retry.text();
+    release();
+    await assertProblem(await slow, 409, "idempotency-in-progress");
+    assert.equal(await countThings(db), 1);
+    const again = await post(a, { name: "a" }, "k-taken");
+    assert.equal(await again.text(), stored);
+  } finally {
+    release();
+    await a.stop();
+    await b.stop();
+  }
+});
 
 Deno.test(
   { ...DB_TEST, name: "keys are scoped: two principals or two client IPs, two effects" },
