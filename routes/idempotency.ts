@@ -151,7 +151,6 @@ async function runAndStore(ctx: Ctx, next: Next, keyed: Keyed): Promise<Response
       return toResponse(stored);
     });
   } catch (err) {
-    ctx.db = ctx.deps.db;
     await deleteIdempotencyClaim(db, keyed.claim).catch((e) =>
       log.warn("idempotency key not released", { requestId: ctx.requestId, ...errorFields(e) })
     );

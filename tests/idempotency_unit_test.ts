@@ -11,6 +11,7 @@ import {
   requestFingerprint,
 } from "../lib/idempotency.ts";
 import { ApiError } from "../lib/problem.ts";
+import { ROUTES } from "../routes/mod.ts";
 
 function rejects400(value: string) {
   assert.throws(
@@ -117,4 +118,12 @@ Deno.test("classify() decides new, replay, mismatch, in-progress and stale-lock"
   assert.equal(classify(done, "f", t0 + limits.retentionMs - 1, limits), "replay");
   assert.equal(classify(done, "f", t0 + limits.retentionMs, limits), "new");
   assert.equal(classify(done, "g", t0 + limits.retentionMs, limits), "new");
+});
+
+Deno.test("every creating POST in the route table declares idempotent: true", () => {
+  const creating = ["/api/v1/me/api-keys", "/api/v1/ops/tokens", "/api/v1/ops/commands"];
+  for (const route of ROUTES) {
+    const isCreating = creating.includes(route.path) || route.path.endsWith("/auth/signup");
+    if (route.method === "POST" && isCreating) assert.equal(route.idempotent, true, route.path);
+  }
 });
