@@ -386,7 +386,10 @@ Deno.test(
   },
 );
 
-Deno.test({ ...DB_TEST, name: "the stored row holds the secret only encrypted" }, async () => {
+Deno.test({
+  ...DB_TEST,
+  name: "the seed's request sent twice returns the same token, stored only encrypted",
+}, async () => {
   const s = await fresh();
   try {
     const key = "score-day-2026-05-27-001";
