@@ -12,6 +12,7 @@ import { withTimeout } from "./lib/async.ts";
 import { type App, createApp } from "./app.ts";
 import { ROUTES } from "./routes/mod.ts";
 import type { Ctx, Deps, Route } from "./routes/context.ts";
+import { createIdempotency, startIdempotencyPurge } from "./routes/idempotency.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
 export async function openDatabase(config: Config, log: Logger): Promise<Db> {
@@ -63,6 +64,7 @@ export async function buildApp(
     instanceId: crypto.randomUUID(),
     startedAt: now(),
     routes,
+    idempotency: createIdempotency(),
   };
   deps.recordError = (ctx, status) => recordRequestError(deps, ctx, status);
   const heartbeat = await startHeartbeat(
@@ -77,11 +79,13 @@ export async function buildApp(
     log,
   );
   const app = createApp(deps, routes);
+  const stopPurge = startIdempotencyPurge(deps);
   return {
     deps,
     app,
     async close() {
       await heartbeat.stop();
+      stopPurge();
       await settings.stop();
     },
   };

@@ -18,14 +18,18 @@ export interface ServerProcess {
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
-/** Starts `main.ts serve` with `env` and waits until /healthz answers (up to `timeoutMs`). */
+/**
+ * Starts `main.ts serve` (or the script `args` name) with `env` and waits until /healthz
+ * answers (up to `timeoutMs`).
+ */
 export async function spawnServer(
   env: Record<string, string>,
   timeoutMs = 30_000,
+  args = ["run", "-A", "main.ts", "serve"],
 ): Promise<ServerProcess> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts", "serve"],
+    args,
     env: { HOST: "127.0.0.1", PORT: String(port), LOG_LEVEL: "info", ...env },
     stdout: "piped",
     stderr: "piped",
