@@ -3,7 +3,7 @@ import { openTestDb } from "./support/db.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { ADMIN, opsToken, PRO_JWT, SHARP_KEY, useTestAuth } from "./support/principal.ts";
-import { insertPickRow, insertScoreRow } from "./support/fixtures.ts";
+import { insertPickRow, insertScoreRow } from "./support/data_fixtures.ts";
 import { upsertSetting } from "../db/settings.ts";
 
 const tdb = await openTestDb();

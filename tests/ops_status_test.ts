@@ -3,7 +3,7 @@ import { openTestDb } from "./support/db.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { ADMIN, opsToken, SHARP_KEY, useTestAuth } from "./support/principal.ts";
-import { insertJobRow, upsertFreshnessRow } from "./support/fixtures.ts";
+import { insertJobRow, upsertFreshnessRow } from "./support/data_fixtures.ts";
 import { ROUTES } from "../routes/mod.ts";
 import { startHeartbeat, upsertInstance } from "../db/instances.ts";
 import { createLogger } from "../lib/log.ts";
