@@ -9,6 +9,9 @@ import { createSettings } from "./db/settings.ts";
 import { type App, createApp } from "./app.ts";
 import { ROUTES } from "./routes/mod.ts";
 import type { Deps, Route } from "./routes/context.ts";
+import { createIdentityService } from "./routes/authenticate.ts";
+import { bootstrapAdmin } from "./routes/admin.ts";
+import type { PasswordHasher } from "./lib/password.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
 export async function openDatabase(config: Config): Promise<Db> {
@@ -41,8 +44,10 @@ export async function buildApp(
   log: Logger,
   now: () => number = Date.now,
   routes: readonly Route[] = ROUTES,
+  passwords?: PasswordHasher,
 ): Promise<Running> {
   const settings = await createSettings(db, log);
+  const identityService = await createIdentityService({ db, config, log, now, passwords });
   const deps: Deps = {
     config,
     db,
@@ -52,13 +57,17 @@ export async function buildApp(
     version: VERSION,
     instanceId: crypto.randomUUID(),
     startedAt: now(),
+    identity: identityService.identity,
+    authenticate: identityService.authenticate,
   };
+  await bootstrapAdmin(deps);
   const app = createApp(deps, routes);
   return {
     deps,
     app,
     async close() {
       await settings.stop();
+      await identityService.stop();
     },
   };
 }

@@ -5,6 +5,7 @@ import type { Principal, Requirement } from "../lib/policy.ts";
 import type { RouteShape } from "../lib/router.ts";
 import type { Db, Queryable } from "../db/client.ts";
 import type { Settings } from "../db/settings.ts";
+import type { Identity } from "./authenticate.ts";
 
 /** Everything a handler may use, built once in main and passed in. */
 export interface Deps {
@@ -29,6 +30,8 @@ export interface Deps {
    * response without calling `next` (so no rate-limit charge and no second effect).
    */
   idempotency?: (ctx: Ctx, route: Route, next: () => Promise<Response>) => Promise<Response>;
+  /** Signing keys, password hasher and credential usage of the identity routes. */
+  identity?: Identity;
 }
 
 /** One request as the pipeline and the handler see it. */

@@ -1,8 +1,18 @@
 /** The one ordered route table. */
 import type { Route } from "./context.ts";
 import { healthRoutes } from "./health.ts";
+import { authRoutes } from "./auth.ts";
+import { meRoutes } from "./me.ts";
+import { apiKeyRoutes } from "./api_keys.ts";
+import { adminRoutes } from "./admin.ts";
+import { opsTokenRoutes } from "./ops_tokens.ts";
 
 /** Every route proplab serves, with its requirements. */
 export const ROUTES: readonly Route[] = [
   ...healthRoutes,
+  ...authRoutes,
+  ...meRoutes,
+  ...apiKeyRoutes,
+  ...adminRoutes,
+  ...opsTokenRoutes,
 ];
