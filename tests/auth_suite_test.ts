@@ -14,7 +14,7 @@ import { ROUTES } from "../routes/mod.ts";
 import type { Route } from "../routes/context.ts";
 import type { Db } from "../db/client.ts";
 import { type CredentialKind, SCOPES, type Tier, TIERS } from "../lib/policy.ts";
-import { generateSecret, PREFIX } from "../lib/secrets.ts";
+import { generateSecret, hashSecret, PREFIX } from "../lib/secrets.ts";
 
 const tdb = await openTestDb();
 
@@ -70,17 +70,17 @@ Deno.test(
         expiresAt: new Date(clock - 1000),
       });
       const revokedKey = await createApiKey(tdb.db, users.admin.id);
-      await tdb.db.query(
-        "update api_keys set revoked_at = now() where id = (select id from api_keys order by created_at desc limit 1)",
-      );
+      await tdb.db.query("update api_keys set revoked_at = now() where key_hash = $1", [
+        hashSecret(revokedKey),
+      ]);
       const allOps = await createOpsToken(tdb.db, SCOPES);
       const expiredOps = await createOpsToken(tdb.db, SCOPES, {
         expiresAt: new Date(clock - 1000),
       });
       const revokedOps = await createOpsToken(tdb.db, SCOPES);
-      await tdb.db.query(
-        "update ops_tokens set revoked_at = now() where id = (select id from ops_tokens order by created_at desc limit 1)",
-      );
+      await tdb.db.query("update ops_tokens set revoked_at = now() where token_hash = $1", [
+        hashSecret(revokedOps),
+      ]);
 
       const bearer = (v: string) => ({ authorization: `Bearer ${v}` });
       const valid: Record<CredentialKind, HeadersInit> = {

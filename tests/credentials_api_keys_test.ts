@@ -11,7 +11,10 @@ const tdb = await openTestDb();
 
 async function withServer(fn: (s: TestServer) => Promise<void>) {
   await tdb.reset();
-  const server = await startTestServer(tdb.db, {}, undefined, [...ROUTES, ...PROBE_ROUTES]);
+  // A strictly increasing clock: rows created in one millisecond still list in order.
+  let last = 0;
+  const now = () => (last = Math.max(Date.now(), last + 1));
+  const server = await startTestServer(tdb.db, {}, now, [...ROUTES, ...PROBE_ROUTES]);
   try {
     await fn(server);
   } finally {

@@ -11,7 +11,10 @@ const TOKENS = "/api/v1/ops/tokens";
 
 async function withServer(fn: (s: TestServer) => Promise<void>) {
   await tdb.reset();
-  const server = await startTestServer(tdb.db, {}, undefined, [...ROUTES, ...PROBE_ROUTES]);
+  // A strictly increasing clock: rows created in one millisecond still list in order.
+  let last = 0;
+  const now = () => (last = Math.max(Date.now(), last + 1));
+  const server = await startTestServer(tdb.db, {}, now, [...ROUTES, ...PROBE_ROUTES]);
   try {
     await fn(server);
   } finally {
@@ -112,7 +115,9 @@ Deno.test({ ...DB_TEST, name: "GET and DELETE /api/v1/ops/tokens list and revoke
       const res = await fetch(s.url(TOKENS), { headers: auth });
       assert.equal(res.status, 200);
       const body = await res.json();
-      assert.deepEqual(body.items.map((x: { name: string }) => x.name), ["child", "fixture"]);
+      const items = body.items as { name: string; createdAt: string }[];
+      assert.deepEqual(items.map((x) => x.name).sort(), ["child", "fixture"]);
+      assert.ok(items[0].createdAt >= items[1].createdAt, "newest first");
       assert.ok(!JSON.stringify(body).includes(child.token));
       assert.ok(body.items.every((x: { token?: string }) => x.token === undefined));
     });

@@ -17,6 +17,10 @@ export const FIXTURE_PASSWORD = "fixture-password-0";
 const FIXTURE_HASH =
   "$scrypt$ln=17,r=8,p=1$eZvdh3OYl1HKD01mEciGyg==$JonvGCwW6h7bRi5opD/3CLSZnXUabfc03xWi1SwyqEM=";
 
+// Rows made one after another get increasing timestamps, so newest-first lists are stable.
+let lastAt = 0;
+const tick = () => new Date(lastAt = Math.max(Date.now(), lastAt + 1));
+
 /** A fixture user. */
 export interface TestUser {
   id: string;
@@ -32,7 +36,7 @@ export async function createUser(
 ): Promise<TestUser> {
   const id = crypto.randomUUID();
   const email = opts.email ?? `${opts.tier}-${id.slice(0, 8)}@example.com`;
-  await insertUser(db, { id, email, passwordHash: FIXTURE_HASH, tier: opts.tier, at: new Date() });
+  await insertUser(db, { id, email, passwordHash: FIXTURE_HASH, tier: opts.tier, at: tick() });
   if (opts.disabled) await db.query("update users set disabled = true where id = $1", [id]);
   return { id, email, password: FIXTURE_PASSWORD, tier: opts.tier };
 }
@@ -77,7 +81,7 @@ export async function createApiKey(
     name: "fixture",
     prefix: displayPrefix(raw),
     hash: hashSecret(raw),
-    at: new Date(),
+    at: tick(),
     expiresAt: opts.expiresAt ?? null,
   });
   return raw;
@@ -94,7 +98,7 @@ export async function createOpsToken(
     scopes,
     expiresAt: opts.expiresAt ?? null,
     createdBy: "test",
-    at: new Date(),
+    at: tick(),
   });
   return created.token;
 }
