@@ -137,7 +137,7 @@ export async function verifyJwt(
 
 /** Signs with the current key and verifies with every still-valid one. */
 export interface Keyring {
-  /** Issues an access token for a session; `expiresIn` is in seconds. */
+  /** Issues a 15-minute access token for a session, signed with the current key. */
   issue(subject: { userId: string; sessionId: string; tier: Tier }): Promise<string>;
   verify(token: string): Promise<AccessClaims>;
   /** Re-reads the keys (after a rotation elsewhere). */
