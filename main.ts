@@ -4,6 +4,13 @@ import { createLogger } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
 import { buildApp, migrateDatabase, openDatabase, serve } from "./server.ts";
 import type { App } from "./app.ts";
+import {
+  type AdminCommand,
+  createAdminCommand,
+  createOpsTokenCommand,
+  rotateSigningKeyCommand,
+  UsageError,
+} from "./cli_admin.ts";
 
 const USAGE = `proplab ${VERSION} — the NBA Prop Lab API server
 
@@ -12,6 +19,12 @@ Usage: proplab [command]
 Commands:
   serve       run the HTTP server (default)
   migrate     apply pending database migrations and exit
+  create-admin --email E
+              create an admin user; the password is read from stdin (or prompted)
+  create-ops-token --name N --scopes ops:read,... [--expires-at 2027-01-01T00:00:00Z]
+              create an ops token and print it once on stdout
+  rotate-signing-key
+              make a new JWT signing key current (old tokens stay valid until they expire)
 
 Options:
   -h, --help     show this help
@@ -34,6 +47,9 @@ export async function runCli(args: string[]): Promise<number> {
   const commands: Record<string, (rest: string[]) => Promise<number>> = {
     serve: runServe,
     migrate: runMigrate,
+    "create-admin": (rest) => runAdminCommand(rest, createAdminCommand),
+    "create-ops-token": (rest) => runAdminCommand(rest, createOpsTokenCommand),
+    "rotate-signing-key": (rest) => runAdminCommand(rest, rotateSigningKeyCommand),
   };
   const run = commands[command];
   if (!run) return usageError(`unknown command "${command}"`);
@@ -78,6 +94,22 @@ async function runMigrate(rest: string[]): Promise<number> {
     await db.close();
   }
   return 0;
+}
+
+async function runAdminCommand(rest: string[], command: AdminCommand): Promise<number> {
+  const config = configOrExit();
+  if (!config) return 1;
+  const log = createLogger(config.logLevel === "debug" ? "debug" : "warn", (l) => console.error(l));
+  try {
+    return await command(rest, config, async () => {
+      const db = await openDatabase(config, log);
+      await migrateDatabase(db, log);
+      return db;
+    });
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(err.message);
+    throw err;
+  }
 }
 
 // `deno serve` and Deno Deploy import this module and call `fetch`; the app is built on the

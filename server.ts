@@ -13,6 +13,9 @@ import { type App, createApp } from "./app.ts";
 import { ROUTES } from "./routes/mod.ts";
 import type { Ctx, Deps, Route } from "./routes/context.ts";
 import { createIdempotency, startIdempotencyPurge } from "./routes/idempotency.ts";
+import { createIdentityService } from "./routes/authenticate.ts";
+import { bootstrapAdmin } from "./routes/admin.ts";
+import type { PasswordHasher } from "./lib/password.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
 export async function openDatabase(config: Config, log: Logger): Promise<Db> {
@@ -52,8 +55,10 @@ export async function buildApp(
   log: Logger,
   now: () => number = Date.now,
   routes: readonly Route[] = ROUTES,
+  passwords?: PasswordHasher,
 ): Promise<Running> {
   const settings = await createSettings(db, log);
+  const identityService = await createIdentityService({ db, config, log, now, passwords });
   const deps: Deps = {
     config,
     db,
@@ -65,6 +70,8 @@ export async function buildApp(
     startedAt: now(),
     routes,
     idempotency: createIdempotency(),
+    identity: identityService.identity,
+    authenticate: identityService.authenticate,
   };
   deps.recordError = (ctx, status) => recordRequestError(deps, ctx, status);
   const heartbeat = await startHeartbeat(
@@ -78,6 +85,7 @@ export async function buildApp(
     now,
     log,
   );
+  await bootstrapAdmin(deps);
   const app = createApp(deps, routes);
   const stopPurge = startIdempotencyPurge(deps);
   return {
@@ -87,6 +95,7 @@ export async function buildApp(
       await heartbeat.stop();
       stopPurge();
       await settings.stop();
+      await identityService.stop();
     },
   };
 }

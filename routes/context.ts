@@ -5,6 +5,7 @@ import type { Principal, Requirement } from "../lib/policy.ts";
 import type { RouteShape } from "../lib/router.ts";
 import type { Db, Queryable } from "../db/client.ts";
 import type { Settings } from "../db/settings.ts";
+import type { Identity } from "./authenticate.ts";
 
 /** Everything a handler may use, built once in main and passed in. */
 export interface Deps {
@@ -33,6 +34,8 @@ export interface Deps {
   recordError?: (ctx: Ctx, status: number) => Promise<void>;
   /** The route table being served (what /openapi.json describes). */
   routes?: readonly Route[];
+  /** Signing keys, password hasher and credential usage of the identity routes. */
+  identity?: Identity;
 }
 
 /** One request as the pipeline and the handler see it. */

@@ -5,6 +5,11 @@ import { openapiRoutes } from "./openapi.ts";
 import { opsStatusRoutes } from "./ops_status.ts";
 import { opsConfigRoutes } from "./ops_config.ts";
 import { dataRoutes } from "./data.ts";
+import { authRoutes } from "./auth.ts";
+import { meRoutes } from "./me.ts";
+import { apiKeyRoutes } from "./api_keys.ts";
+import { adminRoutes } from "./admin.ts";
+import { opsTokenRoutes } from "./ops_tokens.ts";
 
 /** Every route proplab serves, with its requirements. */
 export const ROUTES: readonly Route[] = [
@@ -13,4 +18,9 @@ export const ROUTES: readonly Route[] = [
   ...opsStatusRoutes,
   ...opsConfigRoutes,
   ...dataRoutes,
+  ...authRoutes,
+  ...meRoutes,
+  ...apiKeyRoutes,
+  ...adminRoutes,
+  ...opsTokenRoutes,
 ];

@@ -1,0 +1,135 @@
+/** The admin commands of the CLI: create-admin, create-ops-token, rotate-signing-key. */
+import type { Config } from "./lib/config.ts";
+import { createPasswordHasher } from "./lib/password.ts";
+import { type Scope, SCOPES } from "./lib/policy.ts";
+import type { Db } from "./db/client.ts";
+import { insertUser } from "./db/users.ts";
+import { rotateSigningKey } from "./db/signing_keys.ts";
+import { createOpsToken } from "./routes/ops_tokens.ts";
+
+/** Bad flags: main prints the usage and exits 2. */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** One admin command: parses its flags, opens the database only once they are valid. */
+export type AdminCommand = (
+  args: string[],
+  config: Config,
+  openDb: () => Promise<Db>,
+) => Promise<number>;
+
+/** Parses `--name value` / `--name=value` flags, allowing only `allowed`. */
+export function parseFlags(args: string[], allowed: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(args[i]);
+    if (!m || !allowed.includes(m[1])) throw new UsageError(`unknown argument "${args[i]}"`);
+    const value = m[2] ?? args[++i];
+    if (value === undefined || value === "") throw new UsageError(`--${m[1]} needs a value`);
+    if (out.has(m[1])) throw new UsageError(`--${m[1]} given twice`);
+    out.set(m[1], value);
+  }
+  return out;
+}
+
+async function readPassword(): Promise<string> {
+  if (Deno.stdin.isTerminal()) {
+    // Prompt without echo.
+    await Deno.stderr.write(new TextEncoder().encode("Password: "));
+    Deno.stdin.setRaw(true);
+    const buf = new Uint8Array(1);
+    let out = "";
+    try {
+      while ((await Deno.stdin.read(buf)) === 1 && buf[0] !== 13 && buf[0] !== 10) {
+        if (buf[0] === 3) throw new Error("interrupted");
+        out += String.fromCharCode(buf[0]);
+      }
+    } finally {
+      Deno.stdin.setRaw(false);
+      await Deno.stderr.write(new TextEncoder().encode("\n"));
+    }
+    return out;
+  }
+  const text = await new Response(Deno.stdin.readable).text();
+  return text.replace(/\r?\n$/, "");
+}
+
+async function withDb(openDb: () => Promise<Db>, fn: (db: Db) => Promise<number>) {
+  const db = await openDb();
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+/** `create-admin --email E`: the password comes from stdin or a prompt, never a flag. */
+export const createAdminCommand: AdminCommand = async (args, _config, openDb) => {
+  const flags = parseFlags(args, ["email"]);
+  const email = flags.get("email");
+  if (!email) throw new UsageError("create-admin needs --email");
+  if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw new UsageError(`"${email}" is not an email`);
+  const password = await readPassword();
+  if ([...password].length < 10) {
+    console.error("proplab: the password must be at least 10 characters");
+    return 1;
+  }
+  const passwordHash = await createPasswordHasher().hash(password);
+  return await withDb(openDb, async (db) => {
+    const user = await insertUser(db, {
+      id: crypto.randomUUID(),
+      email,
+      passwordHash,
+      tier: "admin",
+      at: new Date(),
+    });
+    if (!user) {
+      console.error(`proplab: a user with email ${email} already exists`);
+      return 1;
+    }
+    console.log(user.id);
+    return 0;
+  });
+};
+
+/** `create-ops-token --name N --scopes a,b [--expires-at T]`: prints the token once. */
+export const createOpsTokenCommand: AdminCommand = async (args, _config, openDb) => {
+  const flags = parseFlags(args, ["name", "scopes", "expires-at"]);
+  const name = flags.get("name")?.trim();
+  const scopes = (flags.get("scopes") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  if (!name || !scopes.length) throw new UsageError("create-ops-token needs --name and --scopes");
+  const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
+  if (unknown.length) throw new UsageError(`unknown scope ${unknown.join(", ")}`);
+  const rawExpiry = flags.get("expires-at");
+  const expiresAt = rawExpiry === undefined ? null : new Date(rawExpiry);
+  if (expiresAt && (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= Date.now())) {
+    throw new UsageError("--expires-at must be a future RFC 3339 date-time");
+  }
+  return await withDb(openDb, async (db) => {
+    const created = await createOpsToken(db, {
+      name,
+      scopes: [...new Set(scopes)] as Scope[],
+      expiresAt,
+      createdBy: "cli",
+      at: new Date(),
+    });
+    console.error(`created ops token ${created.id} (${created.prefix}…) with ${scopes.join(",")}`);
+    console.log(created.token);
+    return 0;
+  });
+};
+
+/** `rotate-signing-key`: a new current key; every instance reloads on the NOTIFY. */
+export const rotateSigningKeyCommand: AdminCommand = async (args, config, openDb) => {
+  parseFlags(args, []);
+  if (config.jwtSecret) {
+    console.error("proplab: JWT_SECRET is set, so keys are not in the database; change the secret");
+    return 1;
+  }
+  return await withDb(openDb, async (db) => {
+    const kid = await rotateSigningKey(db);
+    console.log(kid);
+    return 0;
+  });
+};

@@ -1,0 +1,98 @@
+/** Queries of the ops_tokens table. */
+import type { Queryable } from "./client.ts";
+import type { Cursor } from "../lib/pagination.ts";
+import type { Scope } from "../lib/policy.ts";
+
+/** An ops token as listed (never its hash). */
+export interface OpsTokenRow {
+  id: string;
+  name: string;
+  scopes: Scope[];
+  prefix: string;
+  created_by: string;
+  created_at: Date;
+  expires_at: Date | null;
+  last_used_at: Date | null;
+}
+
+/** An ops token resolved for authentication. */
+export interface OpsTokenAuth {
+  id: string;
+  token_hash: string;
+  scopes: Scope[];
+  expires_at: Date | null;
+  revoked: boolean;
+}
+
+const LISTED = "id, name, scopes, prefix, created_by, created_at, expires_at, last_used_at";
+
+/** Stores a new ops token (hash and display prefix only). */
+export async function insertOpsToken(
+  q: Queryable,
+  t: {
+    id: string;
+    name: string;
+    scopes: readonly Scope[];
+    prefix: string;
+    hash: string;
+    createdBy: string;
+    at: Date;
+    expiresAt: Date | null;
+  },
+): Promise<OpsTokenRow> {
+  const rows = await q.query<OpsTokenRow>(
+    `insert into ops_tokens (id, name, scopes, prefix, token_hash, created_by, created_at,
+       expires_at)
+     values ($1, $2, $3::text[], $4, $5, $6, $7, $8) returning ${LISTED}`,
+    [t.id, t.name, t.scopes, t.prefix, t.hash, t.createdBy, t.at, t.expiresAt],
+  );
+  return rows[0];
+}
+
+/** One page of unrevoked ops tokens, newest first (`limit + 1` rows). */
+export async function listOpsTokensPage(
+  q: Queryable,
+  page: { limit: number; cursor: Cursor | null },
+): Promise<OpsTokenRow[]> {
+  const c = page.cursor;
+  return await q.query<OpsTokenRow>(
+    `select ${LISTED} from ops_tokens
+      where revoked_at is null
+        and ($1::timestamptz is null or (created_at, id) < ($1::timestamptz, $2::uuid))
+      order by created_at desc, id desc limit $3`,
+    [c?.at ?? null, c?.id ?? null, page.limit + 1],
+  );
+}
+
+/** Revokes an ops token; false when there is no such unrevoked token. */
+export async function revokeOpsToken(q: Queryable, id: string, at: Date): Promise<boolean> {
+  const rows = await q.query(
+    "update ops_tokens set revoked_at = $2 where id = $1 and revoked_at is null returning id",
+    [id, at],
+  );
+  return rows.length === 1;
+}
+
+/** The ops token with this SHA-256, or null. */
+export async function findOpsTokenByHash(q: Queryable, hash: string): Promise<OpsTokenAuth | null> {
+  const rows = await q.query<OpsTokenAuth>(
+    `select id, token_hash, scopes, expires_at, revoked_at is not null as revoked
+       from ops_tokens where token_hash = $1`,
+    [hash],
+  );
+  return rows[0] ?? null;
+}
+
+/** Records when tokens were last used (batched write-behind). */
+export async function updateOpsTokensLastUsed(
+  q: Queryable,
+  used: { id: string; at: Date }[],
+): Promise<void> {
+  if (!used.length) return;
+  await q.query(
+    `update ops_tokens t set last_used_at = greatest(t.last_used_at, u.at)
+       from (select unnest($1::uuid[]) as id, unnest($2::timestamptz[]) as at) u
+      where t.id = u.id`,
+    [used.map((x) => x.id), used.map((x) => x.at.toISOString())],
+  );
+}

@@ -1,0 +1,86 @@
+/**
+ * Password hashing with scrypt (node:crypto, run on the thread pool so the event loop stays
+ * free) in a self-describing format: `$scrypt$ln=17,r=8,p=1$<salt b64>$<hash b64>`.
+ * Parameters live in the string, so they can be raised and old hashes upgraded at login.
+ */
+import { scrypt, timingSafeEqual } from "node:crypto";
+
+/** scrypt cost parameters: N = 2^ln. */
+export interface ScryptParams {
+  ln: number;
+  r: number;
+  p: number;
+}
+
+/** OWASP's scrypt recommendation (N=2^17, r=8, p=1). */
+export const DEFAULT_SCRYPT: ScryptParams = { ln: 17, r: 8, p: 1 };
+
+const KEY_LENGTH = 32;
+const SALT_LENGTH = 16;
+const FORMAT_RE =
+  /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/;
+
+/** Hashes and verifies passwords; injected through deps so tests can count calls. */
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  /** Verifies against `stored`; null `stored` verifies against a dummy so timing matches. */
+  verify(password: string, stored: string | null): Promise<boolean>;
+  /** True when `stored` was made with other parameters than the current ones. */
+  needsRehash(stored: string): boolean;
+}
+
+function derive(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
+  const N = 2 ** params.ln;
+  // 128·N·r bytes are needed; leave headroom above node's 32 MiB default.
+  const maxmem = 256 * N * params.r;
+  return new Promise((resolve, reject) => {
+    scrypt(password.normalize("NFC"), salt, KEY_LENGTH, { N, r: params.r, p: params.p, maxmem }, (
+      err,
+      key,
+    ) => err ? reject(err) : resolve(new Uint8Array(key)));
+  });
+}
+
+const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
+const unb64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
+interface Parsed {
+  params: ScryptParams;
+  salt: Uint8Array;
+  key: Uint8Array;
+}
+
+function parseHash(stored: string): Parsed | null {
+  const m = FORMAT_RE.exec(stored);
+  if (!m) return null;
+  const params = { ln: Number(m[1]), r: Number(m[2]), p: Number(m[3]) };
+  if (params.ln < 10 || params.ln > 22 || params.r < 1 || params.p < 1) return null;
+  return { params, salt: unb64(m[4]), key: unb64(m[5]) };
+}
+
+function formatHash(params: ScryptParams, salt: Uint8Array, key: Uint8Array): string {
+  return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${b64(salt)}$${b64(key)}`;
+}
+
+/** A scrypt hasher with `params` for new hashes. */
+export function createPasswordHasher(params: ScryptParams = DEFAULT_SCRYPT): PasswordHasher {
+  // Verifying an unknown email costs one full scrypt with the current parameters.
+  const dummy = formatHash(params, new Uint8Array(SALT_LENGTH), new Uint8Array(KEY_LENGTH));
+  return {
+    async hash(password) {
+      const salt = crypto.getRandomValues(new Uint8Array(SALT_LENGTH));
+      return formatHash(params, salt, await derive(password, salt, params));
+    },
+    async verify(password, stored) {
+      const parsed = parseHash(stored ?? dummy) ?? parseHash(dummy)!;
+      const key = await derive(password, parsed.salt, parsed.params);
+      return stored !== null && key.byteLength === parsed.key.byteLength &&
+        timingSafeEqual(key, parsed.key);
+    },
+    needsRehash(stored) {
+      const parsed = parseHash(stored);
+      return parsed === null || parsed.params.ln !== params.ln || parsed.params.r !== params.r ||
+        parsed.params.p !== params.p;
+    },
+  };
+}

@@ -1,0 +1,88 @@
+/** User administration (admin JWTs only) and the bootstrap of the first admin. */
+import { ApiError } from "../lib/problem.ts";
+import { json, readJson } from "../lib/http.ts";
+import { objectBody, uuidParam } from "../lib/fields.ts";
+import { pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { type Tier, TIERS } from "../lib/policy.ts";
+import { insertUser, isUsersEmpty, listUsersPage, updateUserAccess } from "../db/users.ts";
+import { identityOf, publicUser } from "./auth.ts";
+import type { Ctx, Deps, Route } from "./context.ts";
+
+/** Creates the ADMIN_EMAIL admin when the database has no user yet; returns whether it did. */
+export async function bootstrapAdmin(deps: Deps): Promise<boolean> {
+  const { adminEmail, adminPassword } = deps.config;
+  if (!adminEmail || !adminPassword || !(await isUsersEmpty(deps.db))) return false;
+  const passwordHash = await identityOf(deps).passwords.hash(adminPassword);
+  const user = await insertUser(deps.db, {
+    id: crypto.randomUUID(),
+    email: adminEmail,
+    passwordHash,
+    tier: "admin",
+    at: new Date(deps.now()),
+  });
+  if (user) deps.log.info("bootstrap admin created", { userId: user.id });
+  return user !== null;
+}
+
+function shownUser(u: Parameters<typeof publicUser>[0]) {
+  return { ...publicUser(u), updatedAt: u.updated_at.toISOString() };
+}
+
+async function listUsers(ctx: Ctx): Promise<Response> {
+  const page = parsePageRequest(ctx.url.searchParams);
+  const rows = await listUsersPage(ctx.db, page);
+  const { items, nextCursor } = pageOf(rows, page.limit, (r) => ({ at: r.created_at, id: r.id }));
+  return json({ items: items.map(shownUser), nextCursor });
+}
+
+function accessChange(value: unknown, self: boolean) {
+  const f = objectBody(value);
+  const { tier, disabled } = f.body;
+  if (tier !== undefined && !(TIERS as readonly unknown[]).includes(tier)) {
+    f.fail("/tier", `tier must be one of ${TIERS.join(", ")}`);
+  }
+  if (disabled !== undefined && typeof disabled !== "boolean") {
+    f.fail("/disabled", "disabled must be true or false");
+  }
+  if (tier === undefined && disabled === undefined) f.fail("", "send tier, disabled or both");
+  // An admin cannot lock themselves out (the last admin would be gone for good).
+  if (self && (disabled === true || (tier !== undefined && tier !== "admin"))) {
+    f.fail("", "you cannot disable or demote your own account");
+  }
+  f.done();
+  return { tier: (tier ?? null) as Tier | null, disabled: (disabled ?? null) as boolean | null };
+}
+
+async function patchUser(ctx: Ctx): Promise<Response> {
+  const id = uuidParam(ctx.params, "id", "user");
+  const change = accessChange(await readJson(ctx.req), id === ctx.principal!.userId);
+  const user = await updateUserAccess(ctx.db, id, change, new Date(ctx.deps.now()));
+  if (!user) throw new ApiError("not-found", `No user with id ${id}`);
+  ctx.deps.log.info("user access changed", {
+    requestId: ctx.requestId,
+    userId: id,
+    by: ctx.principal!.subject,
+    ...change,
+  });
+  return json(shownUser(user));
+}
+
+const base = { auth: ["jwt"], tier: "admin" } as const;
+
+/** Routes of this file. */
+export const adminRoutes: Route[] = [
+  {
+    ...base,
+    method: "GET",
+    path: "/api/v1/admin/users",
+    summary: "List users",
+    handler: listUsers,
+  },
+  {
+    ...base,
+    method: "PATCH",
+    path: "/api/v1/admin/users/:id",
+    summary: "Change a user's tier or disabled flag",
+    handler: patchUser,
+  },
+];

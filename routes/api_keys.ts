@@ -1,0 +1,98 @@
+/** Self-service API keys: JWT only (a key cannot manage keys), sharp tier or higher. */
+import { ApiError } from "../lib/problem.ts";
+import { json, noContent, readJson } from "../lib/http.ts";
+import { objectBody, uuidParam } from "../lib/fields.ts";
+import { pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { displayPrefix, generateSecret, hashSecret, PREFIX } from "../lib/secrets.ts";
+import { lockUser } from "../db/users.ts";
+import {
+  type ApiKeyRow,
+  countActiveApiKeys,
+  insertApiKey,
+  listApiKeysPage,
+  revokeApiKey,
+} from "../db/api_keys.ts";
+import type { Ctx, Route } from "./context.ts";
+
+/** Usable keys one user may hold at a time. */
+export const MAX_API_KEYS = 25;
+
+function shownKey(k: ApiKeyRow) {
+  return {
+    id: k.id,
+    name: k.name,
+    prefix: k.prefix,
+    createdAt: k.created_at.toISOString(),
+    lastUsedAt: k.last_used_at?.toISOString() ?? null,
+    expiresAt: k.expires_at?.toISOString() ?? null,
+  };
+}
+
+async function createKey(ctx: Ctx): Promise<Response> {
+  const now = ctx.deps.now();
+  const f = objectBody(await readJson(ctx.req));
+  const name = f.string("name", 1, 100);
+  const expiresAt = f.futureTimestamp("expiresAt", now);
+  f.done();
+  const userId = ctx.principal!.userId!;
+  // Serialises concurrent creates by one user when ctx.db is a transaction (idempotent route).
+  await lockUser(ctx.db, userId);
+  if (await countActiveApiKeys(ctx.db, userId, new Date(now)) >= MAX_API_KEYS) {
+    throw new ApiError("validation-failed", `A user may hold at most ${MAX_API_KEYS} API keys`, {
+      errors: [{ pointer: "", detail: `revoke a key first (limit ${MAX_API_KEYS})` }],
+    });
+  }
+  const rawKey = generateSecret(PREFIX.apiKey);
+  const row = await insertApiKey(ctx.db, {
+    id: crypto.randomUUID(),
+    userId,
+    name: name!,
+    prefix: displayPrefix(rawKey),
+    hash: hashSecret(rawKey),
+    at: new Date(now),
+    expiresAt,
+  });
+  return json({ ...shownKey(row), rawKey }, 201, { location: `/api/v1/me/api-keys/${row.id}` });
+}
+
+async function listKeys(ctx: Ctx): Promise<Response> {
+  const page = parsePageRequest(ctx.url.searchParams);
+  const rows = await listApiKeysPage(ctx.db, ctx.principal!.userId!, page);
+  const { items, nextCursor } = pageOf(rows, page.limit, (r) => ({ at: r.created_at, id: r.id }));
+  return json({ items: items.map(shownKey), nextCursor });
+}
+
+async function deleteKey(ctx: Ctx): Promise<Response> {
+  const id = uuidParam(ctx.params, "id", "API key");
+  const done = await revokeApiKey(ctx.db, id, ctx.principal!.userId!, new Date(ctx.deps.now()));
+  if (!done) throw new ApiError("not-found", `No API key with id ${id}`);
+  return noContent();
+}
+
+const base = { auth: ["jwt"], tier: "sharp" } as const;
+
+/** Routes of this file. */
+export const apiKeyRoutes: Route[] = [
+  {
+    ...base,
+    method: "GET",
+    path: "/api/v1/me/api-keys",
+    summary: "List your API keys",
+    handler: listKeys,
+  },
+  {
+    ...base,
+    method: "POST",
+    path: "/api/v1/me/api-keys",
+    idempotent: true,
+    summary: "Create an API key (rawKey is shown once)",
+    handler: createKey,
+  },
+  {
+    ...base,
+    method: "DELETE",
+    path: "/api/v1/me/api-keys/:id",
+    summary: "Revoke an API key",
+    handler: deleteKey,
+  },
+];

@@ -1,0 +1,137 @@
+/** Ops tokens: `POST|GET /api/v1/ops/tokens`, `DELETE /api/v1/ops/tokens/{id}` (ops:tokens). */
+import { ApiError } from "../lib/problem.ts";
+import { json, noContent, readJson } from "../lib/http.ts";
+import { type Fields, objectBody, uuidParam } from "../lib/fields.ts";
+import { pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { type Scope, SCOPES } from "../lib/policy.ts";
+import { displayPrefix, generateSecret, hashSecret, PREFIX } from "../lib/secrets.ts";
+import {
+  insertOpsToken,
+  listOpsTokensPage,
+  type OpsTokenRow,
+  revokeOpsToken,
+} from "../db/ops_tokens.ts";
+import type { Queryable } from "../db/client.ts";
+import type { Ctx, Route } from "./context.ts";
+
+function shownToken(t: OpsTokenRow) {
+  return {
+    id: t.id,
+    name: t.name,
+    scopes: t.scopes,
+    prefix: t.prefix,
+    createdBy: t.created_by,
+    createdAt: t.created_at.toISOString(),
+    lastUsedAt: t.last_used_at?.toISOString() ?? null,
+    expiresAt: t.expires_at?.toISOString() ?? null,
+  };
+}
+
+function scopesField(f: Fields): Scope[] {
+  const v = f.body.scopes;
+  if (!Array.isArray(v) || v.length === 0) {
+    f.fail("/scopes", "scopes must be a non-empty array of ops scopes");
+    return [];
+  }
+  v.forEach((s, i) => {
+    if (!(SCOPES as readonly unknown[]).includes(s)) {
+      f.fail(`/scopes/${i}`, `unknown scope ${JSON.stringify(s)}; known: ${SCOPES.join(", ")}`);
+    }
+  });
+  return [...new Set(v as Scope[])];
+}
+
+/** Creates an ops token and returns its listing plus the raw `token` (shown only here). */
+export async function createOpsToken(
+  q: Queryable,
+  t: {
+    name: string;
+    scopes: readonly Scope[];
+    expiresAt: Date | null;
+    createdBy: string;
+    at: Date;
+  },
+) {
+  const token = generateSecret(PREFIX.opsToken);
+  const row = await insertOpsToken(q, {
+    id: crypto.randomUUID(),
+    ...t,
+    prefix: displayPrefix(token),
+    hash: hashSecret(token),
+  });
+  return { ...shownToken(row), token };
+}
+
+async function createToken(ctx: Ctx): Promise<Response> {
+  const now = ctx.deps.now();
+  const f = objectBody(await readJson(ctx.req));
+  const name = f.string("name", 1, 100);
+  const scopes = scopesField(f);
+  const expiresAt = f.futureTimestamp("expiresAt", now);
+  f.done();
+  const p = ctx.principal!;
+  // No escalation: a token may grant only scopes it holds (an admin JWT holds them all).
+  const missing = scopes.filter((s) => !p.scopes.includes(s));
+  if (missing.length) {
+    throw new ApiError(
+      "forbidden",
+      `You cannot grant scopes you do not hold: ${missing.join(", ")}`,
+    );
+  }
+  const created = await createOpsToken(ctx.db, {
+    name: name!,
+    scopes,
+    expiresAt,
+    createdBy: p.subject,
+    at: new Date(now),
+  });
+  return json(created, 201, { location: `/api/v1/ops/tokens/${created.id}` });
+}
+
+async function listTokens(ctx: Ctx): Promise<Response> {
+  const page = parsePageRequest(ctx.url.searchParams);
+  const rows = await listOpsTokensPage(ctx.db, page);
+  const { items, nextCursor } = pageOf(rows, page.limit, (r) => ({ at: r.created_at, id: r.id }));
+  return json({ items: items.map(shownToken), nextCursor });
+}
+
+async function deleteToken(ctx: Ctx): Promise<Response> {
+  const id = uuidParam(ctx.params, "id", "ops token");
+  if (!(await revokeOpsToken(ctx.db, id, new Date(ctx.deps.now())))) {
+    throw new ApiError("not-found", `No ops token with id ${id}`);
+  }
+  return noContent();
+}
+
+const base = {
+  auth: ["jwt", "opsToken"],
+  tier: "admin",
+  scope: "ops:tokens",
+  limit: "ops",
+} as const;
+
+/** Routes of this file. */
+export const opsTokenRoutes: Route[] = [
+  {
+    ...base,
+    method: "GET",
+    path: "/api/v1/ops/tokens",
+    summary: "List ops tokens",
+    handler: listTokens,
+  },
+  {
+    ...base,
+    method: "POST",
+    path: "/api/v1/ops/tokens",
+    idempotent: true,
+    summary: "Create an ops token (token is shown once)",
+    handler: createToken,
+  },
+  {
+    ...base,
+    method: "DELETE",
+    path: "/api/v1/ops/tokens/:id",
+    summary: "Revoke an ops token",
+    handler: deleteToken,
+  },
+];
