@@ -8,6 +8,7 @@ import { loadMigrations, migrate } from "./db/migrate.ts";
 import { createSettings } from "./db/settings.ts";
 import { type App, createApp } from "./app.ts";
 import { ROUTES } from "./routes/mod.ts";
+import { createRateLimit, startRateLimitPruner } from "./routes/ratelimit.ts";
 import type { Deps, Route } from "./routes/context.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
@@ -52,12 +53,15 @@ export async function buildApp(
     version: VERSION,
     instanceId: crypto.randomUUID(),
     startedAt: now(),
+    rateLimit: createRateLimit(log),
   };
   const app = createApp(deps, routes);
+  const pruner = startRateLimitPruner(db, log, now);
   return {
     deps,
     app,
     async close() {
+      await pruner.stop();
       await settings.stop();
     },
   };

@@ -1,0 +1,71 @@
+-- Sliding-window rate limits (issue 5). One row per (policy, subject), e.g.
+-- `sharp-minute:user:42`. A window of `slots` slots of `slot_ms` each is kept as `slots + 1`
+-- counters, oldest first; the last counter is slot `head` (= time in ms / slot_ms). Every
+-- counter overlapping the window is counted, so no window position ever admits more than
+-- the quota (a request may be refused up to one slot early). See README "Rate limits".
+create table ratelimit_windows (
+  key text primary key,
+  head bigint not null,
+  counts int[] not null,
+  -- When the newest counter leaves the window: after that the row holds nothing (pruned).
+  expires_at timestamptz not null
+);
+create index ratelimit_windows_expiry on ratelimit_windows (expires_at);
+
+-- `counts` (whose newest slot is `head`) moved forward so that its newest slot is `to_head`.
+create function ratelimit_roll(counts int[], head bigint, to_head bigint) returns int[]
+language sql immutable as $$
+  select case
+    when to_head - head >= cardinality(counts) then array_fill(0, array[cardinality(counts)])
+    else counts[(to_head - head + 1)::int:] || array_fill(0, array[(to_head - head)::int])
+  end
+$$;
+
+-- Charges one request to every window named in p_keys, or to none of them: admitted only
+-- when each window (rolled to p_now_ms) holds fewer than its quota. One call = one check,
+-- atomic under the row locks, which are taken in key order so two checks never deadlock.
+-- Returns every window's state after the check and whether the request was admitted.
+create function ratelimit_charge(
+  p_keys text[],
+  p_quotas int[],
+  p_slot_ms bigint[],
+  p_slots int[],
+  p_now_ms bigint
+) returns table (key text, head bigint, counts int[], admitted boolean)
+language plpgsql as $$
+#variable_conflict use_column
+begin
+  -- Create missing rows and lock all of them. ON CONFLICT DO UPDATE locks the existing row
+  -- even though `where false` skips the write, so a check writes nothing when it is refused.
+  insert into ratelimit_windows as w (key, head, counts, expires_at)
+  select u.key, p_now_ms / u.slot_ms, array_fill(0, array[u.slots + 1]),
+         to_timestamp((p_now_ms / u.slot_ms + u.slots + 1) * u.slot_ms / 1000.0)
+    from unnest(p_keys, p_slot_ms, p_slots) as u(key, slot_ms, slots)
+   order by u.key
+  on conflict on constraint ratelimit_windows_pkey do update set head = w.head where false;
+
+  -- A new statement, so a new snapshot: it sees the latest committed state of the locked rows.
+  -- The clock never runs backwards for a row: a late or skewed instance counts at `head`.
+  return query
+  with rolled as (
+    select u.key, u.quota, u.slot_ms, u.slots,
+           greatest(w.head, p_now_ms / u.slot_ms) as head,
+           ratelimit_roll(w.counts, w.head, greatest(w.head, p_now_ms / u.slot_ms)) as counts
+      from unnest(p_keys, p_quotas, p_slot_ms, p_slots) as u(key, quota, slot_ms, slots)
+      join ratelimit_windows w on w.key = u.key
+  ), verdict as (
+    select coalesce(bool_and((select sum(c) from unnest(r.counts) c) < r.quota), false) as ok
+      from rolled r
+  ), charged as (
+    update ratelimit_windows w
+       set head = r.head,
+           counts = r.counts[:r.slots] || (r.counts[r.slots + 1] + 1),
+           expires_at = to_timestamp((r.head + r.slots + 1) * r.slot_ms / 1000.0)
+      from rolled r, verdict v
+     where v.ok and w.key = r.key
+    returning w.key, w.counts
+  )
+  select r.key, r.head, coalesce(c.counts, r.counts), v.ok
+    from rolled r cross join verdict v left join charged c on c.key = r.key;
+end;
+$$;
