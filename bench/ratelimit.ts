@@ -68,6 +68,8 @@ async function load(url: string, seconds: number, concurrency: number): Promise<
   return done / seconds;
 }
 
+const LIMITED = "http://127.0.0.1:8701/limited";
+
 async function main(): Promise<void> {
   const seconds = Number(Deno.args[0] ?? 5);
   const concurrency = Number(Deno.args[1] ?? 50);
@@ -80,10 +82,12 @@ async function main(): Promise<void> {
   while (!(await reader.read()).value?.includes("ready")) { /* wait for the server */ }
   const db = Deno.env.get("DATABASE_URL") ? "postgresql" : "pglite";
   try {
-    await load("http://127.0.0.1:8701/limited", 1, concurrency); // warm up
+    for (const url of ["http://127.0.0.1:8702/", "http://127.0.0.1:8701/plain", LIMITED]) {
+      await load(url, 1, concurrency); // warm up
+    }
     const bare = await load("http://127.0.0.1:8702/", seconds, concurrency);
     const plain = await load("http://127.0.0.1:8701/plain", seconds, concurrency);
-    const limited = await load("http://127.0.0.1:8701/limited", seconds, concurrency);
+    const limited = await load(LIMITED, seconds, concurrency);
     const pct = (x: number) => `${Math.round((x / bare) * 100)}% of bare`;
     console.log(`database ${db}, ${concurrency} concurrent loops, ${seconds} s each`);
     console.log(`bare Deno.serve      ${Math.round(bare)} req/s`);

@@ -4,6 +4,11 @@
  * slots overlapping (now - window, now], so no window position ever admits more than the
  * quota, and a request may be refused at most one slot (window / SLOTS) early.
  * db/migrations/0004_ratelimit.sql runs the same math atomically; `decide` is its reference.
+ *
+ * Why never more than the quota: take any window (a - w, a] and its last admitted request,
+ * at time t <= a. Every earlier request of that window lies in (t - w, t], inside the span
+ * the check at t counted, and that check saw fewer than the quota (checks are serialised by
+ * the row lock and a row's clock never runs backwards). So the window holds at most quota.
  */
 
 /** Slots per window: the worst-case early refusal is window / SLOTS. */
