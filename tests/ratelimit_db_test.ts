@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { ON_POSTGRES, openTestDb } from "./support/db.ts";
 import { DB_TEST } from "./support/assert.ts";
 import { chargeRateLimitWindows, deleteExpiredRateLimitWindows } from "../db/ratelimits.ts";
+import { startRateLimitPruner } from "../routes/ratelimit.ts";
+import { createLogger } from "../lib/log.ts";
 import { decide, emptyWindow, type Policy, type WindowState } from "../lib/ratelimit.ts";
 
 const tdb = await openTestDb();
@@ -81,6 +83,31 @@ Deno.test(
       "select key from ratelimit_windows order by key",
     );
     assert.deepEqual(rows.map((r) => r.key), ["d:old", "m:new"]);
+  },
+);
+
+Deno.test(
+  { ...DB_TEST, name: "startRateLimitPruner() deletes expired rows in the background" },
+  async () => {
+    await tdb.reset();
+    await chargeRateLimitWindows(tdb.db, [{ key: "m:gone", policy: MINUTE }], T0);
+    const logs: string[] = [];
+    const pruner = startRateLimitPruner(
+      tdb.db,
+      createLogger("debug", (l) => logs.push(l)),
+      () => T0 + 120_000,
+      20,
+    );
+    try {
+      const deadline = Date.now() + 3000;
+      while (Date.now() < deadline && (await storedCount("m:gone")) > 0) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const rows = await tdb.db.query("select key from ratelimit_windows");
+      assert.equal(rows.length, 0);
+    } finally {
+      await pruner.stop();
+    }
   },
 );
 

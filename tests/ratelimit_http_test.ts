@@ -74,9 +74,13 @@ interface Harness {
   set(key: SettingKey, value: number): Promise<void>;
 }
 
-async function withServer(fn: (h: Harness) => Promise<void>, db: Db = tdb.db): Promise<void> {
+async function withServer(
+  fn: (h: Harness) => Promise<void>,
+  db: Db = tdb.db,
+  env: Record<string, string> = {},
+): Promise<void> {
   const clock = { now: T0 };
-  const server = await startTestServer(db, {}, () => clock.now, ROUTES);
+  const server = await startTestServer(db, env, () => clock.now, ROUTES);
   server.running.deps.authenticate = testPrincipal;
   const h: Harness = {
     server,
@@ -103,10 +107,12 @@ async function statuses(responses: Promise<Response>[]): Promise<number[]> {
   }));
 }
 
-function login(h: Harness, email: string): Promise<Response> {
+function login(h: Harness, email: string, forwardedFor?: string): Promise<Response> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (forwardedFor) headers["x-forwarded-for"] = forwardedFor;
   return fetch(h.server.url("/test/login"), {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers,
     body: JSON.stringify({ email, password: "irrelevant" }),
   });
 }
@@ -306,6 +312,36 @@ Deno.test(
         h.clock.now = T0 + 15 * 60_000 + 15_000;
         assert.deepEqual(await statuses([login(h, "a@x.io")]), [200]);
       });
+    });
+  },
+);
+
+Deno.test(
+  { ...DB_TEST, name: "checkLoginLimit() keys by socket address unless TRUST_PROXY is set" },
+  async (t) => {
+    await t.step("TRUST_PROXY unset: X-Forwarded-For cannot dodge the per-IP limit", async () => {
+      await tdb.reset();
+      await withServer(async (h) => {
+        await h.set("ratelimit.login.perIp", 2);
+        const got = await statuses(
+          ["1.1.1.1", "2.2.2.2", "3.3.3.3"].map((ip, i) => login(h, `u${i}@x.io`, ip)),
+        );
+        assert.deepEqual(got.sort(), [200, 200, 429]);
+      });
+    });
+    await t.step("TRUST_PROXY=1: each forwarded client has its own budget", async () => {
+      await tdb.reset();
+      await withServer(
+        async (h) => {
+          await h.set("ratelimit.login.perIp", 2);
+          const got = await statuses(
+            ["1.1.1.1", "2.2.2.2", "3.3.3.3"].map((ip, i) => login(h, `u${i}@x.io`, ip)),
+          );
+          assert.deepEqual(got, [200, 200, 200]);
+        },
+        tdb.db,
+        { TRUST_PROXY: "1" },
+      );
     });
   },
 );
