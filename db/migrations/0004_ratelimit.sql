@@ -26,7 +26,10 @@ create function ratelimit_charge(
 ) returns table (key text, head bigint, counts int[], admitted boolean)
 language plpgsql
 -- One plan for every call: re-planning per call (custom plans) costs more than the work.
+-- Every statement here is a primary-key lookup; keep the plan on the index even while the
+-- table is small (a cached seq-scan plan would scan the whole table once it has grown).
 set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
 as $$
 #variable_conflict use_column
 begin
