@@ -16,6 +16,7 @@ import { createIdempotency, startIdempotencyPurge } from "./routes/idempotency.t
 import { createIdentityService } from "./routes/authenticate.ts";
 import { bootstrapAdmin } from "./routes/admin.ts";
 import type { PasswordHasher } from "./lib/password.ts";
+import { createRateLimit, startRateLimitPruner } from "./routes/ratelimit.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
 export async function openDatabase(config: Config, log: Logger): Promise<Db> {
@@ -72,6 +73,7 @@ export async function buildApp(
     idempotency: createIdempotency(),
     identity: identityService.identity,
     authenticate: identityService.authenticate,
+    rateLimit: createRateLimit(log),
   };
   deps.recordError = (ctx, status) => recordRequestError(deps, ctx, status);
   const heartbeat = await startHeartbeat(
@@ -88,12 +90,14 @@ export async function buildApp(
   await bootstrapAdmin(deps);
   const app = createApp(deps, routes);
   const stopPurge = startIdempotencyPurge(deps);
+  const pruner = startRateLimitPruner(db, log, now);
   return {
     deps,
     app,
     async close() {
       await heartbeat.stop();
       stopPurge();
+      await pruner.stop();
       await settings.stop();
       await identityService.stop();
     },

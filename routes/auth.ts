@@ -4,6 +4,7 @@
  * REFRESH_GRACE_MS revokes the whole session; within the window (two tabs refreshing at
  * once) the late request gets a fresh token in the same session instead of a logout.
  */
+import { checkLoginLimit } from "./ratelimit.ts";
 import { ApiError } from "../lib/problem.ts";
 import { json, noContent, parseCookies, readJson, serializeCookie } from "../lib/http.ts";
 import { objectBody } from "../lib/fields.ts";
@@ -125,7 +126,8 @@ const badLogin = () => new ApiError("unauthorized", "The email or password is in
 
 async function login(ctx: Ctx): Promise<Response> {
   const { email, password } = loginBody(await readJson(ctx.req));
-  // The login rate limit (per email and client IP, per client IP) is charged here, before hashing.
+  // Charged before hashing, so a locked-out attacker costs no scrypt time.
+  await checkLoginLimit(ctx, email);
   const { passwords } = identityOf(ctx.deps);
   const user = await findUserByEmail(ctx.db, email);
   // An unknown email verifies against a dummy hash: same answer, same time.
@@ -208,7 +210,14 @@ export const authRoutes: Route[] = [
     summary: "Create a free account",
     handler: signup,
   },
-  { method: "POST", path: "/api/v1/auth/login", auth: [], summary: "Log in", handler: login },
+  {
+    method: "POST",
+    path: "/api/v1/auth/login",
+    auth: [],
+    limit: "login",
+    summary: "Log in",
+    handler: login,
+  },
   {
     method: "POST",
     path: "/api/v1/auth/refresh",

@@ -1,0 +1,69 @@
+/** Rate-limit windows: one atomic check per request, and pruning of expired rows. */
+import type { Queryable } from "./client.ts";
+import { type Policy, slotMs, SLOTS, type WindowState } from "../lib/ratelimit.ts";
+
+/** One window a check charges: the policy and the row key (`<policy>:<subject>`). */
+export interface WindowCharge {
+  key: string;
+  policy: Policy;
+}
+
+/** The outcome of one check: admitted or not, and every window's state after it. */
+export interface ChargeResult {
+  admitted: boolean;
+  states: WindowState[];
+}
+
+// ratelimit_charge (migration 0004) locks the rows in key order, checks every window and
+// charges all or none, in one statement and one round trip.
+const CHARGE_SQL = `select key, head::float8 as head, counts, admitted
+  from ratelimit_charge($1::text[], $2::int[], $3::bigint[], $4::int[], $5::bigint)`;
+
+/**
+ * Charges one request at `nowMs` to every window of `charges`, or to none when any is full.
+ * States come back in the order of `charges`.
+ */
+export async function chargeRateLimitWindows(
+  q: Queryable,
+  charges: readonly WindowCharge[],
+  nowMs: number,
+): Promise<ChargeResult> {
+  const rows = await q.query<{ key: string; head: number; counts: number[]; admitted: boolean }>(
+    CHARGE_SQL,
+    [
+      charges.map((c) => c.key),
+      charges.map((c) => c.policy.quota),
+      charges.map((c) => slotMs(c.policy)),
+      charges.map(() => SLOTS),
+      Math.floor(nowMs),
+    ],
+  );
+  const byKey = new Map(rows.map((r) => [r.key, r]));
+  const states = charges.map((c) => {
+    const r = byKey.get(c.key);
+    if (!r) throw new Error(`rate-limit window ${c.policy.name} missing after its check`);
+    return { head: Number(r.head), counts: r.counts.map(Number) };
+  });
+  return { admitted: rows.length > 0 && rows[0].admitted, states };
+}
+
+/**
+ * Deletes up to `batch` windows whose newest counter left the window before `nowMs` (they
+ * count nothing any more); rows a check holds are skipped. Returns how many went.
+ */
+export async function deleteExpiredRateLimitWindows(
+  q: Queryable,
+  nowMs: number,
+  batch = 10_000,
+): Promise<number> {
+  const rows = await q.query<{ n: number }>(
+    `with gone as (
+       delete from ratelimit_windows where key in (
+         select key from ratelimit_windows where expires_at < $1::timestamptz
+          limit $2 for update skip locked)
+       returning 1)
+     select count(*)::int as n from gone`,
+    [new Date(nowMs).toISOString(), batch],
+  );
+  return rows[0].n;
+}

@@ -1,0 +1,132 @@
+/**
+ * Sliding-window rate-limit math (pure, clock passed in) and the draft-11 RateLimit header
+ * values. A window of `windowSeconds` is cut into SLOTS slots; a check counts the SLOTS + 1
+ * slots overlapping (now - window, now], so no window position ever admits more than the
+ * quota, and a request may be refused at most one slot (window / SLOTS) early.
+ * db/migrations/0004_ratelimit.sql runs the same math atomically; `decide` is its reference.
+ *
+ * Why never more than the quota: take any window (a - w, a] and its last admitted request,
+ * at time t <= a. Every earlier request of that window lies in (t - w, t], inside the span
+ * the check at t counted, and that check saw fewer than the quota (checks are serialised by
+ * the row lock and a row's clock never runs backwards). So the window holds at most quota.
+ */
+
+/** Slots per window: the worst-case early refusal is window / SLOTS. */
+export const SLOTS = 60;
+
+/** One quota: `quota` requests per `windowSeconds`, named as in the RateLimit fields. */
+export interface Policy {
+  name: string;
+  quota: number;
+  windowSeconds: number;
+}
+
+/** The counters of one window: `counts[SLOTS]` is slot `head`, `counts[0]` slot `head - SLOTS`. */
+export interface WindowState {
+  head: number;
+  counts: number[];
+}
+
+/** What one policy looks like to the caller after a check. */
+export interface Usage {
+  policy: Policy;
+  /** Requests still admitted now (the draft's `r`). */
+  remaining: number;
+  /** Seconds until this policy admits again (r = 0) or frees its oldest counted slot (the `t`). */
+  resetSeconds: number;
+}
+
+/** Milliseconds per slot of `policy`'s window. */
+export function slotMs(policy: Policy): number {
+  return (policy.windowSeconds * 1000) / SLOTS;
+}
+
+/** An empty window whose newest slot holds `nowMs`. */
+export function emptyWindow(policy: Policy, nowMs: number): WindowState {
+  return { head: Math.floor(nowMs / slotMs(policy)), counts: new Array(SLOTS + 1).fill(0) };
+}
+
+/** `state` moved forward to the slot of `nowMs`; never backwards (a late clock counts at head). */
+export function roll(policy: Policy, state: WindowState, nowMs: number): WindowState {
+  const head = Math.max(state.head, Math.floor(nowMs / slotMs(policy)));
+  const shift = Math.min(head - state.head, SLOTS + 1);
+  return { head, counts: [...state.counts.slice(shift), ...new Array(shift).fill(0)] };
+}
+
+/** Requests counted in the window. */
+export function used(state: WindowState): number {
+  return state.counts.reduce((a, b) => a + b, 0);
+}
+
+/**
+ * Charges one request to every window or to none: admitted only when each window, rolled
+ * to `nowMs`, holds fewer than its quota. Returns the states after the check.
+ */
+export function decide(
+  windows: { policy: Policy; state: WindowState }[],
+  nowMs: number,
+): { admitted: boolean; states: WindowState[] } {
+  const rolled = windows.map((w) => roll(w.policy, w.state, nowMs));
+  const admitted = windows.every((w, i) => used(rolled[i]) < w.policy.quota);
+  if (!admitted) return { admitted, states: rolled };
+  const states = rolled.map((s) => ({
+    head: s.head,
+    counts: s.counts.map((c, i) => i === SLOTS ? c + 1 : c),
+  }));
+  return { admitted, states };
+}
+
+// Counter i is slot head - SLOTS + i; it leaves the counted span once the current slot
+// passes i + SLOTS, i.e. at the start of slot head + i + 1.
+function leavesAtMs(policy: Policy, state: WindowState, i: number): number {
+  return (state.head + i + 1) * slotMs(policy);
+}
+
+function secondsFrom(nowMs: number, atMs: number): number {
+  return Math.max(0, Math.ceil((atMs - nowMs) / 1000));
+}
+
+/**
+ * Seconds until the window holds fewer than its quota again, with no more admissions:
+ * 0 when it already does. Never earlier than a slot actually frees (rounded up).
+ */
+export function secondsUntilRoom(policy: Policy, state: WindowState, nowMs: number): number {
+  let total = used(state);
+  if (total < policy.quota) return 0;
+  for (let i = 0; i < state.counts.length; i++) {
+    total -= state.counts[i];
+    if (total < policy.quota) return secondsFrom(nowMs, leavesAtMs(policy, state, i));
+  }
+  return secondsFrom(nowMs, leavesAtMs(policy, state, SLOTS));
+}
+
+/** Remaining quota and reset time of one window at `nowMs`. */
+export function usage(policy: Policy, state: WindowState, nowMs: number): Usage {
+  const remaining = Math.max(0, policy.quota - used(state));
+  if (remaining === 0) {
+    return { policy, remaining, resetSeconds: secondsUntilRoom(policy, state, nowMs) };
+  }
+  const oldest = state.counts.findIndex((c) => c > 0);
+  const resetSeconds = oldest < 0 ? 0 : secondsFrom(nowMs, leavesAtMs(policy, state, oldest));
+  return { policy, remaining, resetSeconds };
+}
+
+/** The policy closest to exhaustion: fewest remaining, then the longest wait. */
+export function closestToExhaustion(usages: readonly Usage[]): Usage {
+  return usages.reduce((best, u) =>
+    u.remaining < best.remaining ||
+      (u.remaining === best.remaining && u.resetSeconds > best.resetSeconds)
+      ? u
+      : best
+  );
+}
+
+/** The `RateLimit-Policy` field value: `"sharp-minute";q=60;w=60, "sharp-day";q=5000;w=86400`. */
+export function policyHeader(policies: readonly Policy[]): string {
+  return policies.map((p) => `"${p.name}";q=${p.quota};w=${p.windowSeconds}`).join(", ");
+}
+
+/** The `RateLimit` field value for one policy: `"sharp-minute";r=17;t=23`. */
+export function rateLimitHeader(u: Usage): string {
+  return `"${u.policy.name}";r=${u.remaining};t=${u.resetSeconds}`;
+}
