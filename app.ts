@@ -19,6 +19,11 @@ export interface ConnInfo {
 /** The HTTP application: a fetch handler over the route table. */
 export interface App {
   fetch(req: Request, info?: ConnInfo): Promise<Response>;
+  /**
+   * Starts draining: requests already in flight run to the end; new ones get 503 with
+   * `Connection: close`. Resolves true once none is left, false if `graceMs` ran out first.
+   */
+  drain(graceMs: number): Promise<boolean>;
 }
 
 /** Builds the application from its dependencies and route table (compiled once, here). */
@@ -83,6 +88,15 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     return res;
   }
 
+  function shuttingDown(req: Request): Response {
+    const requestId = requestIdFrom(req.headers.get("x-request-id"));
+    const err = new ApiError("shutting-down", "The server is shutting down; retry shortly", {
+      headers: { "retry-after": "1", connection: "close", "x-request-id": requestId },
+    });
+    const instance = new URL(req.url).pathname;
+    return problemResponse(err, { errorsBase: config.errorsBase, instance, requestId });
+  }
+
   function finish(res: Response, ctx: Ctx): Response {
     const h = res.headers;
     ctx.responseHeaders.forEach((v, k) => h.set(k, v));
@@ -96,37 +110,63 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     return res;
   }
 
+  async function serveOne(req: Request, info?: ConnInfo): Promise<Response> {
+    const started = performance.now();
+    const ctx: Ctx = {
+      req,
+      url: new URL(req.url),
+      params: {},
+      requestId: requestIdFrom(req.headers.get("x-request-id")),
+      clientIp: clientIpFrom(req.headers, info?.remoteAddr?.hostname ?? "", config.trustProxy),
+      principal: null,
+      db: deps.db,
+      deps,
+      responseHeaders: new Headers(),
+    };
+    let res: Response;
+    try {
+      res = await handle(ctx);
+    } catch (err) {
+      res = toProblem(err, ctx);
+    }
+    res = finish(res, ctx);
+    if (res.status >= 500 && deps.recordError) await deps.recordError(ctx, res.status);
+    log.info("request", {
+      method: req.method,
+      path: ctx.url.pathname,
+      status: res.status,
+      durationMs: Math.round((performance.now() - started) * 100) / 100,
+      requestId: ctx.requestId,
+      principal: ctx.principal?.subject ?? null,
+    });
+    return res;
+  }
+
+  let inFlight = 0;
+  let draining = false;
+  let onIdle: (() => void) | null = null;
+
   return {
-    async fetch(req, info) {
-      const started = performance.now();
-      const ctx: Ctx = {
-        req,
-        url: new URL(req.url),
-        params: {},
-        requestId: requestIdFrom(req.headers.get("x-request-id")),
-        clientIp: clientIpFrom(req.headers, info?.remoteAddr?.hostname ?? "", config.trustProxy),
-        principal: null,
-        db: deps.db,
-        deps,
-        responseHeaders: new Headers(),
-      };
-      let res: Response;
-      try {
-        res = await handle(ctx);
-      } catch (err) {
-        res = toProblem(err, ctx);
-      }
-      res = finish(res, ctx);
-      if (res.status >= 500 && deps.recordError) await deps.recordError(ctx, res.status);
-      log.info("request", {
-        method: req.method,
-        path: ctx.url.pathname,
-        status: res.status,
-        durationMs: Math.round((performance.now() - started) * 100) / 100,
-        requestId: ctx.requestId,
-        principal: ctx.principal?.subject ?? null,
+    drain(graceMs) {
+      draining = true;
+      if (inFlight === 0) return Promise.resolve(true);
+      return new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), graceMs);
+        onIdle = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
       });
-      return res;
+    },
+    async fetch(req, info) {
+      if (draining) return shuttingDown(req);
+      inFlight++;
+      try {
+        return await serveOne(req, info);
+      } finally {
+        inFlight--;
+        if (inFlight === 0) onIdle?.();
+      }
     },
   };
 }

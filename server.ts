@@ -159,11 +159,12 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   });
   const signal = await stop;
   log.info("shutting down", { signal, graceMs: config.shutdownGraceMs });
-  const drained = await Promise.race([
-    server.shutdown().then(() => true),
-    new Promise<boolean>((r) => setTimeout(() => r(false), config.shutdownGraceMs)),
-  ]);
+  // Deno's server.shutdown() cuts off request bodies still being read, so the app drains
+  // first (in-flight requests finish, new ones get 503 + Connection: close), then the
+  // listener closes.
+  const drained = await running.app.drain(config.shutdownGraceMs);
   if (!drained) log.warn("shutdown grace elapsed with requests still in flight");
+  await withTimeout(server.shutdown(), 1000, "server shutdown").catch(() => {});
   await running.close();
   await db.close();
   log.info("stopped", { signal });

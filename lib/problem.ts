@@ -16,7 +16,8 @@ export type ErrorCode =
   | "validation-failed"
   | "quota-exceeded"
   | "internal"
-  | "database-unavailable";
+  | "database-unavailable"
+  | "shutting-down";
 
 /** Status and public title of every error code. */
 export const CODE_STATUS = {
@@ -39,6 +40,7 @@ export const CODE_STATUS = {
   "quota-exceeded": { status: 429, title: "Rate limit exceeded" },
   "internal": { status: 500, title: "Internal server error" },
   "database-unavailable": { status: 503, title: "Service unavailable" },
+  "shutting-down": { status: 503, title: "Service unavailable" },
 } as const satisfies Record<ErrorCode, { status: number; title: string }>;
 
 /** One invalid field: a JSON pointer into the request body and what is wrong with it. */
