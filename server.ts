@@ -9,6 +9,7 @@ import { createSettings } from "./db/settings.ts";
 import { type App, createApp } from "./app.ts";
 import { ROUTES } from "./routes/mod.ts";
 import type { Deps, Route } from "./routes/context.ts";
+import { createWorker, type Worker } from "./worker/worker.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
 export async function openDatabase(config: Config): Promise<Db> {
@@ -31,6 +32,8 @@ export async function migrateDatabase(db: Db, log: Logger): Promise<string[]> {
 export interface Running {
   deps: Deps;
   app: App;
+  /** The job worker, when WORKER is on. */
+  worker: Worker | null;
   close(): Promise<void>;
 }
 
@@ -53,11 +56,19 @@ export async function buildApp(
     instanceId: crypto.randomUUID(),
     startedAt: now(),
   };
+  const worker = config.workerEnabled ? createWorker({ db, log, config }) : null;
+  if (worker) {
+    deps.worker = worker;
+    worker.start();
+  }
   const app = createApp(deps, routes);
   return {
     deps,
     app,
+    worker,
     async close() {
+      // The running job step finishes; the job goes back to the queue for the next start.
+      await worker?.stop(config.shutdownGraceMs);
       await settings.stop();
     },
   };
