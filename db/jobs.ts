@@ -75,7 +75,7 @@ export async function insertJob(
 ): Promise<Job> {
   const rows = await q.query<JobRow>(
     `insert into jobs (id, type, params, created_by, max_attempts)
-     values ($1, $2, $3::jsonb, $4, $5) returning ${COLUMNS}`,
+     values ($1, $2, $3::text::jsonb, $4, $5) returning ${COLUMNS}`,
     [job.id, job.type, JSON.stringify(job.params), job.createdBy, job.maxAttempts ?? 3],
   );
   await q.query("select pg_notify($1, $2)", [JOBS_CHANNEL, job.id]);
@@ -170,7 +170,7 @@ export async function finishJob(
   end: { state: "succeeded" | "failed" | "cancelled"; result?: unknown; error?: string | null },
 ): Promise<boolean> {
   const rows = await q.query(
-    `update jobs set state = $4, result = $5::jsonb, error = $6, finished_at = now(),
+    `update jobs set state = $4, result = $5::text::jsonb, error = $6, finished_at = now(),
             heartbeat_at = null
       where ${LEASE} returning id`,
     [

@@ -26,7 +26,7 @@ export async function replacePicksForDay(
   const inserted = await q.query(
     `insert into picks (id, game_date, player, team, opponent, market, line, side, odds)
      select x.id, $1::date, x.player, x.team, x.opponent, x.market, x.line, x.side, x.odds
-       from jsonb_to_recordset($2::jsonb) as x(id uuid, player text, team text, opponent text,
+       from jsonb_to_recordset($2::text::jsonb) as x(id uuid, player text, team text, opponent text,
             market text, line numeric, side text, odds int)
      returning id`,
     [date, JSON.stringify(rows)],
@@ -45,7 +45,7 @@ export async function replaceResultsForDay(
   const inserted = await q.query(
     `insert into results (game_date, player, market, value)
      select $1::date, x.player, x.market, x.value
-       from jsonb_to_recordset($2::jsonb) as x(player text, market text, value numeric)
+       from jsonb_to_recordset($2::text::jsonb) as x(player text, market text, value numeric)
      returning player`,
     [date, JSON.stringify(results)],
   );
@@ -95,7 +95,7 @@ export async function updatePickOutcomes(
   if (!grades.length) return 0;
   const rows = await q.query(
     `update picks p set outcome = x.outcome, actual = x.actual
-       from jsonb_to_recordset($1::jsonb) as x(id uuid, outcome text, actual numeric)
+       from jsonb_to_recordset($1::text::jsonb) as x(id uuid, outcome text, actual numeric)
       where p.id = x.id returning p.id`,
     [JSON.stringify(grades)],
   );
@@ -107,7 +107,7 @@ export async function upsertScore(q: Queryable, date: string, score: DayScore): 
   const o = score.overall;
   await q.query(
     `insert into scores (game_date, wins, losses, pushes, voids, units, roi, by_market)
-     values ($1::date, $2, $3, $4, $5, $6, $7, $8::jsonb)
+     values ($1::date, $2, $3, $4, $5, $6, $7, $8::text::jsonb)
      on conflict (game_date) do update set wins = excluded.wins, losses = excluded.losses,
        pushes = excluded.pushes, voids = excluded.voids, units = excluded.units,
        roi = excluded.roi, by_market = excluded.by_market, computed_at = now()`,

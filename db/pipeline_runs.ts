@@ -70,7 +70,7 @@ export async function appendPipelineStep(
   step: RunStep,
 ): Promise<void> {
   await q.query(
-    "update pipeline_runs set steps = steps || jsonb_build_array($2::jsonb) where id = $1",
+    "update pipeline_runs set steps = steps || jsonb_build_array($2::text::jsonb) where id = $1",
     [runId, JSON.stringify(step)],
   );
 }

@@ -100,7 +100,7 @@ Deno.test({
     const fresh = await db.query<{ dataset: string; row_count: number }>(
       "select dataset, row_count from dataset_freshness order by dataset",
     );
-    assert.deepEqual(fresh, [{ dataset: "picks", row_count: 7 }, {
+    assert.deepEqual([...fresh], [{ dataset: "picks", row_count: 7 }, {
       dataset: "results",
       row_count: 7,
     }]);
@@ -179,7 +179,7 @@ Deno.test(
       assert.equal(bad.state, "failed");
       assert.equal(bad.attempts, 1, "bad input is not retried");
       assert.match(bad.error ?? "", /picks\.json\/1\/odds: must be whole American odds/);
-      assert.deepEqual(await db.query("select count(*)::int as n from picks"), before);
+      assert.deepEqual([...await db.query("select count(*)::int as n from picks")], [...before]);
       const missing = await run("ingest", { date: "2026-03-01" });
       assert.equal(missing.state, "failed");
       assert.match(missing.error ?? "", /Nothing to ingest for 2026-03-01/);
