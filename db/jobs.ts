@@ -74,8 +74,10 @@ export async function insertJob(
   job: { id: string; type: string; params: unknown; createdBy: string; maxAttempts?: number },
 ): Promise<Job> {
   const rows = await q.query<JobRow>(
-    `insert into jobs (id, type, params, created_by, max_attempts)
-     values ($1, $2, $3::text::jsonb, $4, $5) returning ${COLUMNS}`,
+    // Millisecond timestamps: the list cursor carries milliseconds, so rows must not differ below.
+    `insert into jobs (id, type, params, created_by, max_attempts, created_at)
+     values ($1, $2, $3::text::jsonb, $4, $5, date_trunc('milliseconds', now()))
+     returning ${COLUMNS}`,
     [job.id, job.type, JSON.stringify(job.params), job.createdBy, job.maxAttempts ?? 3],
   );
   await q.query("select pg_notify($1, $2)", [JOBS_CHANNEL, job.id]);

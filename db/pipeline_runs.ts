@@ -58,7 +58,8 @@ export async function insertPipelineRun(
   run: { id: string; jobId: string; type: string; attempt: number },
 ): Promise<void> {
   await q.query(
-    "insert into pipeline_runs (id, job_id, type, attempt, state) values ($1, $2, $3, $4, 'running')",
+    `insert into pipeline_runs (id, job_id, type, attempt, state, started_at)
+     values ($1, $2, $3, $4, 'running', date_trunc('milliseconds', now()))`,
     [run.id, run.jobId, run.type, run.attempt],
   );
 }
