@@ -266,15 +266,6 @@ export async function cancelJob(q: Queryable, id: string): Promise<Job | null> {
   return rows.length ? toJob(rows[0]) : null;
 }
 
-/** Whether a cancel was requested for a job (checked at step boundaries). */
-export async function findJobCancelRequested(q: Queryable, id: string): Promise<boolean> {
-  const rows = await q.query<{ cancel_requested: boolean }>(
-    "select cancel_requested from jobs where id = $1",
-    [id],
-  );
-  return rows.length ? rows[0].cancel_requested : false;
-}
-
 /** Jobs waiting to run (for health and metrics). */
 export async function countQueuedJobs(q: Queryable): Promise<number> {
   const rows = await q.query<{ n: number }>(

@@ -64,16 +64,22 @@ export async function insertPipelineRun(
   );
 }
 
-/** Appends one finished step to a run. */
+/**
+ * Appends one finished step to a run and answers whether its job was asked to cancel since
+ * (one round trip for both: the worker checks at every step boundary).
+ */
 export async function appendPipelineStep(
   q: Queryable,
   runId: string,
   step: RunStep,
-): Promise<void> {
-  await q.query(
-    "update pipeline_runs set steps = steps || jsonb_build_array($2::text::jsonb) where id = $1",
+): Promise<boolean> {
+  const rows = await q.query<{ cancel_requested: boolean }>(
+    `update pipeline_runs r set steps = r.steps || jsonb_build_array($2::text::jsonb)
+       from jobs j where r.id = $1 and j.id = r.job_id
+     returning j.cancel_requested`,
     [runId, JSON.stringify(step)],
   );
+  return rows.length ? rows[0].cancel_requested : false;
 }
 
 /** Closes a run that is still open (a reclaimer may have closed it already). */

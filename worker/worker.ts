@@ -7,7 +7,6 @@ import { type Db, isUnavailable } from "../db/client.ts";
 import {
   type ClaimedJob,
   claimNextJob,
-  findJobCancelRequested,
   finishJob,
   heartbeatJob,
   JOBS_CHANNEL,
@@ -68,6 +67,12 @@ export interface Worker {
 }
 
 class Cancelled extends Error {}
+
+/** What the heartbeat learns about a running job. */
+interface Flags {
+  lost: boolean;
+  cancel: boolean;
+}
 class Stopped extends Error {}
 class LeaseLost extends Error {}
 
@@ -135,10 +140,13 @@ export function createWorker(
     }
   }
 
-  function contextFor(job: ClaimedJob, lease: Lease, runId: string, flags: { lost: boolean }) {
-    const checkpoint = async () => {
+  function contextFor(job: ClaimedJob, lease: Lease, runId: string, flags: Flags) {
+    // A cancel request is read when each step is recorded (and by the heartbeat); a job that
+    // is claimed is not cancelled yet (cancelling a queued job never lets it be claimed).
+    let cancelRequested = false;
+    const checkpoint = () => {
       if (flags.lost) throw new LeaseLost();
-      if (await findJobCancelRequested(db, job.id)) throw new Cancelled();
+      if (cancelRequested || flags.cancel) throw new Cancelled();
       if (stopping) throw new Stopped();
     };
     const ctx: JobContext = {
@@ -147,11 +155,11 @@ export function createWorker(
       log,
       db,
       async step(name, fn) {
-        await checkpoint();
+        checkpoint();
         const startedAt = new Date();
         const t0 = performance.now();
         const { rows, value } = await fn();
-        await appendPipelineStep(db, runId, {
+        cancelRequested = await appendPipelineStep(db, runId, {
           name,
           startedAt: startedAt.toISOString(),
           finishedAt: new Date().toISOString(),
@@ -201,12 +209,13 @@ export function createWorker(
   async function runJob(job: ClaimedJob) {
     const lease: Lease = { jobId: job.id, workerId: id, attempt: job.attempts };
     const runId = crypto.randomUUID();
-    const flags = { lost: false };
+    const flags: Flags = { lost: false, cancel: false };
     status.state = "running";
     status.jobId = job.id;
     const beat = setInterval(() => {
       heartbeatJob(db, lease).then((cancel) => {
         if (cancel === null) flags.lost = true;
+        else flags.cancel ||= cancel;
       }).catch(() => {/* the next beat or the lease fence will tell */});
     }, heartbeatMs);
     try {
