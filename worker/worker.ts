@@ -3,7 +3,7 @@
  * finish, retry with backoff, or fail. Reclaims jobs whose worker died. Survives the database
  * going away: logs once, backs off, resumes.
  */
-import { type Db, isUnavailable } from "../db/client.ts";
+import { type Db, isUnavailable, type Queryable } from "../db/client.ts";
 import {
   type ClaimedJob,
   claimNextJob,
@@ -177,17 +177,43 @@ export function createWorker(
     return ctx;
   }
 
+  /**
+   * Ends an attempt: the job's write and its run's close in one transaction, so readers never
+   * see a finished job with an open run. Skipped when the lease was lost (the reclaimer closed
+   * the run).
+   */
+  async function closeAttempt(
+    runId: string,
+    runState: "succeeded" | "failed" | "cancelled",
+    runError: string | null,
+    writeJob: (tx: Queryable) => Promise<boolean>,
+  ): Promise<boolean> {
+    return await db.transaction(async (tx) => {
+      if (!(await writeJob(tx))) return false;
+      await finishPipelineRun(tx, runId, runState, runError);
+      return true;
+    });
+  }
+
   async function settleFailure(job: ClaimedJob, lease: Lease, runId: string, err: unknown) {
     const fields = { jobId: job.id, type: job.type, attempt: job.attempts };
     if (err instanceof LeaseLost) {
       log.warn("job lease lost (reclaimed elsewhere); dropping this attempt", fields);
     } else if (err instanceof Cancelled) {
-      await finishJob(db, lease, { state: "cancelled", error: "cancelled by request" });
-      await finishPipelineRun(db, runId, "cancelled", "cancelled by request");
+      await closeAttempt(
+        runId,
+        "cancelled",
+        "cancelled by request",
+        (tx) => finishJob(tx, lease, { state: "cancelled", error: "cancelled by request" }),
+      );
       log.info("job cancelled", fields);
     } else if (err instanceof Stopped) {
-      await releaseJob(db, lease);
-      await finishPipelineRun(db, runId, "cancelled", "worker stopped; job requeued");
+      await closeAttempt(
+        runId,
+        "cancelled",
+        "worker stopped; job requeued",
+        (tx) => releaseJob(tx, lease),
+      );
       log.info("job requeued: worker stopping", fields);
     } else {
       const known = err instanceof JobError;
@@ -196,13 +222,18 @@ export function createWorker(
         : `internal error in the ${job.type} handler; see the worker log for job ${job.id}`;
       const retryable = !known || err.retryable;
       log.warn("job attempt failed", { ...fields, ...errorFields(err) });
-      await finishPipelineRun(db, runId, "failed", message);
-      if (shouldRetry(job.attempts, job.maxAttempts, retryable)) {
-        await retryJob(db, lease, message, backoffMs(job.attempts, backoff, Math.random()));
-      } else {
-        await finishJob(db, lease, { state: "failed", error: message });
-        status.failed++;
-      }
+      const retry = shouldRetry(job.attempts, job.maxAttempts, retryable);
+      const delay = backoffMs(job.attempts, backoff, Math.random());
+      await closeAttempt(
+        runId,
+        "failed",
+        message,
+        (tx) =>
+          retry
+            ? retryJob(tx, lease, message, delay)
+            : finishJob(tx, lease, { state: "failed", error: message }),
+      );
+      if (!retry) status.failed++;
     }
   }
 
@@ -233,10 +264,14 @@ export function createWorker(
         await settleFailure(job, lease, runId, err);
         return;
       }
-      if (await finishJob(db, lease, { state: "succeeded", result: result ?? null })) {
-        await finishPipelineRun(db, runId, "succeeded", null);
-        status.succeeded++;
-      } else {
+      const done = await closeAttempt(
+        runId,
+        "succeeded",
+        null,
+        (tx) => finishJob(tx, lease, { state: "succeeded", result: result ?? null }),
+      );
+      if (done) status.succeeded++;
+      else {
         log.warn("job finished after its lease was lost; result dropped", { jobId: job.id });
       }
     } finally {
