@@ -272,7 +272,7 @@ export function createWorker(
       );
       if (done) status.succeeded++;
       else {
-        log.warn("job finished after its lease was lost; result dropped", { jobId: job.id });
+        log.warn("job lease lost before the job could be marked finished", { jobId: job.id });
       }
     } finally {
       clearInterval(beat);
