@@ -3,7 +3,7 @@ import type { Config } from "./lib/config.ts";
 import type { Logger } from "./lib/log.ts";
 import { errorFields } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
-import { type Db, openPglite, openPostgres } from "./db/client.ts";
+import { absorbBackgroundDisconnects, type Db, openPglite, openPostgres } from "./db/client.ts";
 import { loadMigrations, migrate } from "./db/migrate.ts";
 import { createSettings } from "./db/settings.ts";
 import { startHeartbeat } from "./db/instances.ts";
@@ -17,6 +17,7 @@ import { createIdentityService } from "./routes/authenticate.ts";
 import { bootstrapAdmin } from "./routes/admin.ts";
 import type { PasswordHasher } from "./lib/password.ts";
 import { createRateLimit, startRateLimitPruner } from "./routes/ratelimit.ts";
+import { createWorker, type Worker } from "./worker/worker.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
 export async function openDatabase(config: Config, log: Logger): Promise<Db> {
@@ -46,6 +47,8 @@ export async function migrateDatabase(db: Db, log: Logger): Promise<string[]> {
 export interface Running {
   deps: Deps;
   app: App;
+  /** The job worker, when WORKER is on. */
+  worker: Worker | null;
   close(): Promise<void>;
 }
 
@@ -88,16 +91,24 @@ export async function buildApp(
     log,
   );
   await bootstrapAdmin(deps);
+  const worker = config.workerEnabled ? createWorker({ db, log, config }) : null;
+  if (worker) {
+    deps.worker = worker;
+    worker.start();
+  }
   const app = createApp(deps, routes);
   const stopPurge = startIdempotencyPurge(deps);
   const pruner = startRateLimitPruner(db, log, now);
   return {
     deps,
     app,
+    worker,
     async close() {
       await heartbeat.stop();
       stopPurge();
       await pruner.stop();
+      // The running job step finishes; the job goes back to the queue for the next start.
+      await worker?.stop(config.shutdownGraceMs);
       await settings.stop();
       await identityService.stop();
     },
@@ -132,6 +143,7 @@ async function recordRequestError(deps: Deps, ctx: Ctx, status: number): Promise
 /** Runs the HTTP server until SIGTERM/SIGINT, then drains and closes the database. */
 export async function serve(config: Config, log: Logger): Promise<void> {
   const started = performance.now();
+  absorbBackgroundDisconnects((msg, err) => log.debug(msg, errorFields(err)));
   const db = await openDatabase(config, log);
   await migrateDatabase(db, log);
   const running = await buildApp(config, db, log);

@@ -166,3 +166,20 @@ export async function openPglite(dataDir: string | null): Promise<Db> {
     },
   };
 }
+
+/**
+ * postgres.js reconnects its LISTEN connection in the background; when the database is
+ * gone that attempt can reject where no caller awaits it. Such "database unreachable"
+ * rejections are expected during an outage and must not take the process down: this
+ * logs them at debug level and lets every other unhandled rejection through.
+ * Returns a function that removes the listener.
+ */
+export function absorbBackgroundDisconnects(log: (msg: string, err: unknown) => void): () => void {
+  const onRejection = (e: PromiseRejectionEvent) => {
+    if (!isUnavailable(e.reason)) return;
+    e.preventDefault();
+    log("background database reconnect failed", e.reason);
+  };
+  globalThis.addEventListener("unhandledrejection", onRejection);
+  return () => globalThis.removeEventListener("unhandledrejection", onRejection);
+}

@@ -6,6 +6,7 @@ import type { RouteShape } from "../lib/router.ts";
 import type { Db, Queryable } from "../db/client.ts";
 import type { Settings } from "../db/settings.ts";
 import type { Identity } from "./authenticate.ts";
+import type { WorkerStatus } from "../worker/worker.ts";
 
 /** Everything a handler may use, built once in main and passed in. */
 export interface Deps {
@@ -18,6 +19,8 @@ export interface Deps {
   version: string;
   instanceId: string;
   startedAt: number;
+  /** This instance's job worker, when it runs one (WORKER=on): for health reports. */
+  worker?: { status(): WorkerStatus };
   /** Resolves the request's credential; null when it carries none. Throws ApiError when invalid. */
   authenticate?: (req: Request, route: Route) => Promise<Principal | null>;
   /**

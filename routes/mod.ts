@@ -10,6 +10,7 @@ import { meRoutes } from "./me.ts";
 import { apiKeyRoutes } from "./api_keys.ts";
 import { adminRoutes } from "./admin.ts";
 import { opsTokenRoutes } from "./ops_tokens.ts";
+import { opsCommandRoutes } from "./ops_commands.ts";
 
 /** Every route proplab serves, with its requirements. */
 export const ROUTES: readonly Route[] = [
@@ -23,4 +24,5 @@ export const ROUTES: readonly Route[] = [
   ...apiKeyRoutes,
   ...adminRoutes,
   ...opsTokenRoutes,
+  ...opsCommandRoutes,
 ];

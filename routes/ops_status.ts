@@ -32,7 +32,8 @@ async function health(ctx: Ctx): Promise<Response> {
     database: { status: "up", kind: deps.db.kind, latencyMs },
     queue: { depth: jobs.queued, running: jobs.running },
     worker: {
-      state: deps.config.workerEnabled ? "enabled" : "disabled",
+      state: deps.worker?.status().state ?? "disabled",
+      here: deps.worker?.status() ?? null,
       liveWorkers,
     },
   });

@@ -26,10 +26,11 @@ const boom: Route = {
 
 async function withServer(
   fn: (s: TestServer, clock: { t: number }) => Promise<void>,
+  env: Record<string, string> = { WORKER: "off" },
 ): Promise<void> {
   const clock = { t: NOW };
   const server = useTestAuth(
-    await startTestServer(tdb.db, {}, () => clock.t, [...ROUTES, boom]),
+    await startTestServer(tdb.db, env, () => clock.t, [...ROUTES, boom]),
   );
   try {
     await fn(server, clock);
@@ -85,8 +86,21 @@ Deno.test(
       assert.equal(body.database.status, "up");
       assert.equal(body.database.kind, tdb.db.kind);
       assert.deepEqual(body.queue, { depth: 2, running: 1 });
-      assert.deepEqual(body.worker, { state: "enabled", liveWorkers: 1 });
+      // WORKER=off here, so the queued rows stay queued while the test reads them.
+      assert.deepEqual(body.worker, { state: "disabled", here: null, liveWorkers: 0 });
     });
+  },
+);
+
+Deno.test(
+  { ...DB_TEST, name: "GET /api/v1/ops/health reports this instance's running worker" },
+  async () => {
+    await withServer(async (s) => {
+      const body = await (await get(s, "/api/v1/ops/health")).json();
+      assert.ok(["idle", "running"].includes(body.worker.state), body.worker.state);
+      assert.equal(typeof body.worker.here.workerId, "string");
+      assert.equal(body.worker.liveWorkers, 1);
+    }, {});
   },
 );
 
@@ -108,7 +122,7 @@ Deno.test(
       assert.equal(body.items.length, 2);
       const self = body.items.find((i: { self: boolean }) => i.self);
       assert.equal(self.id, s.running.deps.instanceId);
-      assert.equal(self.role, "api+worker");
+      assert.equal(self.role, "api"); // WORKER=off in withServer by default
       assert.equal(self.stale, false);
       assert.equal(self.startedAt, new Date(NOW).toISOString());
       const old = body.items.find((i: { id: string }) => i.id === staleId);

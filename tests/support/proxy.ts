@@ -1,3 +1,4 @@
+import { absorbBackgroundDisconnects } from "../../db/client.ts";
 /** A TCP proxy to the test PostgreSQL that can be cut and restored, to simulate an outage. */
 
 /** A proxy listening on `port`; `down()` drops every connection and refuses new ones. */
@@ -8,8 +9,12 @@ export interface CutProxy {
   close(): void;
 }
 
-/** Starts a proxy on 127.0.0.1 forwarding to `target`. */
+/**
+ * Starts a proxy on 127.0.0.1 forwarding to `target`. While it exists, the driver's
+ * background reconnect failures are absorbed exactly as `proplab serve` absorbs them.
+ */
 export function startCutProxy(target: { hostname: string; port: number }): CutProxy {
+  const unabsorb = absorbBackgroundDisconnects(() => {});
   const conns = new Set<Deno.Conn>();
   let listener: Deno.Listener | null = null;
   let port = 0;
@@ -55,5 +60,14 @@ export function startCutProxy(target: { hostname: string; port: number }): CutPr
     conns.clear();
   };
   up();
-  return { port, up, down, close: down };
+  return {
+    port,
+    up,
+    down,
+    close() {
+      down();
+      // Late reconnect attempts of pools that were cut may still fail after the test.
+      setTimeout(unabsorb, 10_000);
+    },
+  };
 }

@@ -1,0 +1,220 @@
+/** Pure validation of ops commands `{type, params}` and of the pipeline's input rows. */
+import { ApiError, type FieldError } from "./problem.ts";
+import type { Side } from "./scoring.ts";
+
+/** The job types the pipeline runs. */
+export const JOB_TYPES = ["ingest", "settle", "score-day"] as const;
+export type JobType = typeof JOB_TYPES[number];
+
+/** Prop markets a pick may be on (pra = points + rebounds + assists, pr/pa/ra the pairs). */
+export const MARKETS = [
+  "points",
+  "rebounds",
+  "assists",
+  "threes",
+  "steals",
+  "blocks",
+  "turnovers",
+  "pra",
+  "pr",
+  "pa",
+  "ra",
+] as const;
+
+/** The most picks or results one ingest accepts. */
+export const MAX_ROWS = 5000;
+
+/** A validated pick as ingested. */
+export interface PickInput {
+  player: string;
+  team: string | null;
+  opponent: string | null;
+  market: string;
+  line: number;
+  side: Side;
+  odds: number;
+}
+
+/** A validated box-score result. */
+export interface ResultInput {
+  player: string;
+  market: string;
+  value: number;
+}
+
+/** Params of each job type after validation. */
+export interface CommandParams {
+  date: string;
+  picks?: PickInput[];
+  results?: ResultInput[];
+}
+
+/** A validated command. */
+export interface Command {
+  type: JobType;
+  params: CommandParams;
+}
+
+const ALLOWED_PARAMS: Record<JobType, readonly string[]> = {
+  "ingest": ["date", "picks", "results"],
+  "settle": ["date"],
+  "score-day": ["date"],
+};
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** True for a real calendar date written YYYY-MM-DD. */
+export function isIsoDate(v: unknown): v is string {
+  if (typeof v !== "string" || !/^\d{4}-\d{2}-\d{2}$/.test(v)) return false;
+  const d = new Date(`${v}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === v;
+}
+
+/** The key results are matched on: case-insensitive player, exact market. */
+export function playerMarketKey(player: string, market: string): string {
+  return `${player.trim().replace(/\s+/g, " ").toLowerCase()}|${market}`;
+}
+
+function nameField(v: unknown, pointer: string, errors: FieldError[], required: boolean) {
+  if (v === undefined || v === null) {
+    if (required) errors.push({ pointer, detail: "is required" });
+    return null;
+  }
+  if (typeof v !== "string" || v.trim() === "" || v.length > 100) {
+    errors.push({ pointer, detail: "must be a non-empty string of at most 100 characters" });
+    return null;
+  }
+  return v.trim();
+}
+
+function marketField(v: unknown, pointer: string, errors: FieldError[]): string | null {
+  if (typeof v === "string" && (MARKETS as readonly string[]).includes(v)) return v;
+  errors.push({ pointer, detail: `must be one of ${MARKETS.join(", ")}` });
+  return null;
+}
+
+function numberField(v: unknown, pointer: string, errors: FieldError[]): number | null {
+  if (typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 1000) return v;
+  errors.push({ pointer, detail: "must be a number from 0 to 1000" });
+  return null;
+}
+
+function rowsOf(v: unknown, pointer: string, errors: FieldError[]): unknown[] | null {
+  if (!Array.isArray(v)) {
+    errors.push({ pointer, detail: "must be an array" });
+    return null;
+  }
+  if (v.length > MAX_ROWS) {
+    errors.push({ pointer, detail: `must hold at most ${MAX_ROWS} rows` });
+    return null;
+  }
+  return v;
+}
+
+function pickAt(raw: unknown, at: string, errors: FieldError[]): PickInput | null {
+  if (!isObject(raw)) {
+    errors.push({ pointer: at, detail: "must be an object" });
+    return null;
+  }
+  const before = errors.length;
+  const player = nameField(raw.player, `${at}/player`, errors, true);
+  const team = nameField(raw.team, `${at}/team`, errors, false);
+  const opponent = nameField(raw.opponent, `${at}/opponent`, errors, false);
+  const market = marketField(raw.market, `${at}/market`, errors);
+  const line = numberField(raw.line, `${at}/line`, errors);
+  const side = raw.side === "over" || raw.side === "under" ? raw.side : null;
+  if (side === null) errors.push({ pointer: `${at}/side`, detail: "must be over or under" });
+  const odds = raw.odds;
+  if (typeof odds !== "number" || !Number.isInteger(odds) || (odds > -100 && odds < 100)) {
+    errors.push({
+      pointer: `${at}/odds`,
+      detail: "must be whole American odds, at most -100 or at least +100",
+    });
+  }
+  if (errors.length > before) return null;
+  return {
+    player: player!,
+    team,
+    opponent,
+    market: market!,
+    line: line!,
+    side: side!,
+    odds: odds as number,
+  };
+}
+
+/** Validates picks; `pointer` is where the array sits in the caller's document. */
+export function validatePicks(v: unknown, pointer: string, errors: FieldError[]): PickInput[] {
+  const rows = rowsOf(v, pointer, errors) ?? [];
+  const out: PickInput[] = [];
+  rows.forEach((raw, i) => {
+    const pick = pickAt(raw, `${pointer}/${i}`, errors);
+    if (pick) out.push(pick);
+  });
+  return out;
+}
+
+/** Validates results; a player and market may appear once (compared case-insensitively). */
+export function validateResults(v: unknown, pointer: string, errors: FieldError[]): ResultInput[] {
+  const rows = rowsOf(v, pointer, errors) ?? [];
+  const out: ResultInput[] = [];
+  const seen = new Set<string>();
+  rows.forEach((raw, i) => {
+    const at = `${pointer}/${i}`;
+    if (!isObject(raw)) return void errors.push({ pointer: at, detail: "must be an object" });
+    const before = errors.length;
+    const player = nameField(raw.player, `${at}/player`, errors, true);
+    const market = marketField(raw.market, `${at}/market`, errors);
+    const value = numberField(raw.value, `${at}/value`, errors);
+    if (errors.length > before) return;
+    const key = playerMarketKey(player!, market!);
+    if (seen.has(key)) {
+      return void errors.push({ pointer: at, detail: "repeats a player and market given before" });
+    }
+    seen.add(key);
+    out.push({ player: player!, market: market!, value: value! });
+  });
+  return out;
+}
+
+/** Validates `{type, params}`; throws a 422 listing every invalid field by JSON pointer. */
+export function validateCommand(body: unknown): Command {
+  if (!isObject(body)) {
+    throw new ApiError("validation-failed", "The body must be an object {type, params}", {
+      errors: [{ pointer: "", detail: "must be an object" }],
+    });
+  }
+  const errors: FieldError[] = [];
+  const type = body.type;
+  if (typeof type !== "string" || !(JOB_TYPES as readonly string[]).includes(type)) {
+    errors.push({ pointer: "/type", detail: `must be one of ${JOB_TYPES.join(", ")}` });
+    throw new ApiError("validation-failed", "Unknown command type", { errors });
+  }
+  const jobType = type as JobType;
+  const raw = body.params;
+  if (!isObject(raw)) {
+    errors.push({ pointer: "/params", detail: "must be an object" });
+    throw new ApiError("validation-failed", "The params are invalid", { errors });
+  }
+  for (const key of Object.keys(raw)) {
+    if (!ALLOWED_PARAMS[jobType].includes(key)) {
+      errors.push({ pointer: `/params/${key}`, detail: `is not a parameter of ${jobType}` });
+    }
+  }
+  if (!isIsoDate(raw.date)) {
+    errors.push({ pointer: "/params/date", detail: "must be a calendar date YYYY-MM-DD" });
+  }
+  const params: CommandParams = { date: raw.date as string };
+  if (jobType === "ingest" && raw.picks !== undefined) {
+    params.picks = validatePicks(raw.picks, "/params/picks", errors);
+  }
+  if (jobType === "ingest" && raw.results !== undefined) {
+    params.results = validateResults(raw.results, "/params/results", errors);
+  }
+  if (errors.length) {
+    throw new ApiError("validation-failed", `The params of ${jobType} are invalid`, { errors });
+  }
+  return { type: jobType, params };
+}
