@@ -217,3 +217,73 @@ Deno.test(
     });
   },
 );
+
+Deno.test({
+  ...DB_TEST,
+  name: "pipeline flow: ops token queues ingest → settle → score-day; an API key reads the score",
+}, async () => {
+  await withServer(async (s) => {
+    const ops = await createOpsToken(tdb.db, ["ops:read", "ops:commands"]);
+    const auth = { authorization: `Bearer ${ops}` };
+    const date = "2026-05-27";
+    const commands = [
+      {
+        type: "ingest",
+        params: {
+          date,
+          picks: [
+            { player: "Jalen Brunson", market: "points", line: 27.5, side: "over", odds: -115 },
+            { player: "Tyrese Haliburton", market: "assists", line: 9.5, side: "over", odds: 120 },
+            { player: "Pascal Siakam", market: "rebounds", line: 7, side: "under", odds: -110 },
+            { player: "Josh Hart", market: "pra", line: 25.5, side: "over", odds: 105 },
+          ],
+          results: [
+            { player: "Jalen Brunson", market: "points", value: 31 },
+            { player: "Tyrese Haliburton", market: "assists", value: 8 },
+            { player: "Pascal Siakam", market: "rebounds", value: 7 },
+          ],
+        },
+      },
+      { type: "settle", params: { date } },
+      { type: "score-day", params: { date } },
+    ];
+    for (const [i, command] of commands.entries()) {
+      const send = () =>
+        fetch(s.url("/api/v1/ops/commands"), {
+          method: "POST",
+          headers: { ...JSON_HEADERS, ...auth, "idempotency-key": `flow-${date}-${i}` },
+          body: JSON.stringify(command),
+        });
+      const queued = await send();
+      assert.equal(queued.status, 202);
+      const job = await queued.json();
+      assert.equal(queued.headers.get("location"), `/api/v1/ops/jobs/${job.id}`);
+      const again = await send();
+      assert.equal(again.headers.get("idempotent-replayed"), "true");
+      assert.equal((await again.json()).id, job.id);
+      const deadline = Date.now() + 15_000;
+      let state = job.state;
+      while (!["succeeded", "failed", "cancelled"].includes(state) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        const res = await fetch(s.url(`/api/v1/ops/jobs/${job.id}`), { headers: auth });
+        state = (await res.json()).state;
+      }
+      assert.equal(state, "succeeded", `${command.type} finished`);
+    }
+    const jobs = await tdb.db.query<{ n: number }>("select count(*)::int as n from jobs");
+    assert.equal(jobs[0].n, 3, "each Idempotency-Key queued one job");
+
+    const user = await createUser(tdb.db, { tier: "sharp" });
+    const key = await createApiKey(tdb.db, user.id);
+    const res = await fetch(s.url(`/api/v1/data/scores?date=${date}`), {
+      headers: { "x-api-key": key },
+    });
+    assert.equal(res.status, 200);
+    const score = await res.json();
+    // Hand-computed: win at -115 pays 100/115; loss −1; push and void 0.
+    assert.deepEqual(
+      [score.wins, score.losses, score.pushes, score.voids, score.units, score.roi],
+      [1, 1, 1, 1, -0.1304, -0.0652],
+    );
+  });
+});
