@@ -1,4 +1,4 @@
-/** proplab: the CLI of the one binary, and the `deno serve` / Deno Deploy entry. */
+/** proplab: the CLI of the one binary (`deno compile` entry). `deno serve` uses serve.ts. */
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
@@ -111,25 +111,6 @@ async function runAdminCommand(rest: string[], command: AdminCommand): Promise<n
     throw err;
   }
 }
-
-// `deno serve` and Deno Deploy import this module and call `fetch`; the app is built on the
-// first request and kept for the life of the isolate (the one piece of module state, by design).
-let served: Promise<App> | null = null;
-
-async function buildServed(): Promise<App> {
-  const config = loadConfig(Deno.env.toObject());
-  const log = createLogger(config.logLevel);
-  const db = await openDatabase(config, log);
-  await migrateDatabase(db, log);
-  return (await buildApp(config, db, log)).app;
-}
-
-export default {
-  async fetch(req: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
-    served ??= buildServed();
-    return (await served).fetch(req, info as never);
-  },
-} satisfies Deno.ServeDefaultExport;
 
 if (import.meta.main) {
   Deno.exit(await runCli(Deno.args));

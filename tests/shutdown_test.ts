@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawnServer } from "./support/process.ts";
+import { freePort, spawnServer } from "./support/process.ts";
 import { DB_TEST } from "./support/assert.ts";
 
 // The embedded default: a PGlite data dir must survive SIGTERM and SIGKILL and open again.
@@ -50,6 +50,34 @@ Deno.test({ ...DB_TEST, name: "SIGTERM lets an in-flight request finish" }, asyn
     assert.equal(res.status, 201, (await res.text()) + server.output());
     assert.equal((await status).code, 0);
   } finally {
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test({ ...DB_TEST, name: "`deno serve serve.ts` serves the same app" }, async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "proplab-data-" });
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["serve", "-A", "--host", "127.0.0.1", "--port", String(port), "serve.ts"],
+    env: { DATA_DIR: dataDir, DATABASE_URL: "", LOG_LEVEL: "error", WORKER: "off" },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    let status = 0;
+    for (let i = 0; i < 600 && status !== 200; i++) {
+      status = await fetch(`http://127.0.0.1:${port}/readyz`)
+        .then(async (r) => (await r.body?.cancel(), r.status))
+        .catch(() => 0);
+      if (status !== 200) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(status, 200);
+    const res = await fetch(`http://127.0.0.1:${port}/api/v1/me`);
+    assert.equal(res.status, 401);
+    await res.body?.cancel();
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
     await Deno.remove(dataDir, { recursive: true });
   }
 });
