@@ -17,7 +17,21 @@ async function buildServed(): Promise<App> {
   const log = createLogger(config.logLevel);
   const db = await openDatabase(config, log);
   await migrateDatabase(db, log);
-  return (await buildApp(config, db, log)).app;
+  const running = await buildApp(config, db, log);
+  // The worker, heartbeat and pollers keep the isolate alive, so `deno serve` would not exit
+  // on SIGTERM by itself: drain, release them, close the database, then exit.
+  const stop = async () => {
+    await running.app.drain(config.shutdownGraceMs);
+    await running.close();
+    await db.close();
+    Deno.exit(0);
+  };
+  try {
+    for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, stop);
+  } catch {
+    // No signals where the platform owns the process (Deno Deploy).
+  }
+  return running.app;
 }
 
 export default {

@@ -75,8 +75,12 @@ Deno.test({ ...DB_TEST, name: "`deno serve serve.ts` serves the same app" }, asy
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/me`);
     assert.equal(res.status, 401);
     await res.body?.cancel();
-  } finally {
     child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0, "SIGTERM ends `deno serve` cleanly");
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already exited */ }
     await child.status;
     await Deno.remove(dataDir, { recursive: true });
   }
