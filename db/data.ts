@@ -1,4 +1,5 @@
 /** Reads of the pipeline's data (picks, scores, dataset freshness) and the job counts health needs. */
+import type { Tally } from "../lib/scoring.ts";
 import type { Queryable } from "./client.ts";
 import type { Cursor } from "../lib/pagination.ts";
 
@@ -24,14 +25,8 @@ export interface PickRow {
 }
 
 /** A scored day as /data/scores serves it. */
-export interface Score {
+export interface Score extends Omit<Tally, "picks"> {
   date: string;
-  wins: number;
-  losses: number;
-  pushes: number;
-  voids: number;
-  units: number;
-  roi: number;
   byMarket: unknown;
   computedAt: string;
 }

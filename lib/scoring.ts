@@ -65,14 +65,7 @@ export function unitsFor(outcome: Outcome, odds: number): number {
   return 0; // a push or a void returns the stake
 }
 
-interface Acc {
-  picks: number;
-  wins: number;
-  losses: number;
-  pushes: number;
-  voids: number;
-  units: number;
-}
+type Acc = Omit<Tally, "roi">;
 
 const COUNTER: Record<Outcome, "wins" | "losses" | "pushes" | "voids"> = {
   win: "wins",
