@@ -2,8 +2,7 @@
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
-import { buildApp, migrateDatabase, openDatabase, serve } from "./server.ts";
-import type { App } from "./app.ts";
+import { migrateDatabase, openDatabase, serve } from "./server.ts";
 import {
   type AdminCommand,
   createAdminCommand,
