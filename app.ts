@@ -3,7 +3,7 @@
  * handler, with one mapping of errors to problem+json.
  */
 import { ApiError, internalError, problemResponse } from "./lib/problem.ts";
-import { clientIpFrom, requestIdFrom } from "./lib/http.ts";
+import { checkHeaderSize, clientIpFrom, requestIdFrom } from "./lib/http.ts";
 import { authorize } from "./lib/policy.ts";
 import { createRouter } from "./lib/router.ts";
 import { corsHeaders, isPreflight, preflightResponse } from "./lib/cors.ts";
@@ -32,6 +32,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
   const { config, log } = deps;
 
   async function handle(ctx: Ctx): Promise<Response> {
+    checkHeaderSize(ctx.req.headers);
     const cors = corsHeaders(ctx.req.headers.get("origin"), config.corsOrigins);
     cors?.forEach((v, k) => ctx.responseHeaders.set(k, v));
     if (cors && isPreflight(ctx.req)) return preflightResponse(cors);

@@ -57,14 +57,22 @@ export class Fields {
   }
 }
 
-/** The JSON body as an object, or a 422 pointing at the whole document. */
-export function objectBody(value: unknown): Fields {
+/**
+ * The JSON body as an object, or a 422 pointing at the whole document. Members other than
+ * `known` are recorded as errors (a misspelt optional field must not be silently ignored).
+ */
+export function objectBody(value: unknown, known: readonly string[]): Fields {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new ApiError("validation-failed", "The body must be a JSON object", {
       errors: [{ pointer: "", detail: "must be a JSON object" }],
     });
   }
-  return new Fields(value as Record<string, unknown>);
+  const f = new Fields(value as Record<string, unknown>);
+  for (const key of Object.keys(value)) {
+    const pointer = `/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+    if (!known.includes(key)) f.fail(pointer, "is not a field of this request");
+  }
+  return f;
 }
 
 /** The path parameter `name` when it is a UUID; 404 otherwise (no such resource can exist). */
