@@ -56,6 +56,55 @@ function tooLarge(limit: number): ApiError {
 }
 
 /**
+ * `req` with a body that fails with a 408 ApiError unless it arrives in full within `ms` of
+ * the first read (a trickled or stalled body would otherwise hold its request open forever).
+ * The clock starts only when something reads, so a request whose body is never read costs
+ * no timer.
+ */
+export function withBodyDeadline(req: Request, ms: number): Request {
+  if (!req.body) return req;
+  const source = req.body.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let expired: Promise<never> | null = null;
+  const stop = () => clearTimeout(timer);
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      expired ??= new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(
+            new ApiError("request-timeout", `The request body did not arrive within ${ms} ms`, {
+              headers: { connection: "close" },
+            }),
+          );
+        }, ms);
+        Deno.unrefTimer(timer!);
+      });
+      try {
+        const chunk = await Promise.race([source.read(), expired]);
+        if (chunk.done) {
+          stop();
+          controller.close();
+        } else controller.enqueue(chunk.value);
+      } catch (err) {
+        stop();
+        source.cancel().catch(() => {});
+        controller.error(err);
+      }
+    },
+    cancel(reason) {
+      stop();
+      return source.cancel(reason);
+    },
+  });
+  return new Request(req.url, {
+    method: req.method,
+    headers: req.headers,
+    body,
+    signal: req.signal,
+  });
+}
+
+/**
  * Most header bytes (names + values) a request may carry. Deno's HTTP layer itself refuses
  * heads over ~64 KiB with a bare 400; below that, this limit answers a 431 problem.
  */

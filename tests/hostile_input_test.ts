@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { openTestDb } from "./support/db.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
-import { DB_TEST } from "./support/assert.ts";
+import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { accessTokenFor, createApiKey, createUser, FIXTURE_PASSWORD } from "./support/fixtures.ts";
 import { ROUTES } from "../routes/mod.ts";
 import type { Route } from "../routes/context.ts";
@@ -471,6 +471,28 @@ async function judge(res: Response, input: Input): Promise<string | null> {
   return null;
 }
 
+/** Raises the limits hostile inputs would exhaust and makes the users and credentials. */
+async function fixtures(s: TestServer): Promise<Creds> {
+  const limits: [SettingKey, number][] = [
+    ["ratelimit.sharp.perMinute", 1e9],
+    ["ratelimit.sharp.perDay", 1e9],
+    ["ratelimit.login.perEmailIp", 1e9],
+    ["ratelimit.login.perIp", 1e9],
+  ];
+  for (const [key, value] of limits) await upsertSetting(tdb.db, key, value, "test");
+  await s.running.deps.settings.refresh();
+  const admin = await createUser(tdb.db, { tier: "admin" });
+  const sharp = await createUser(tdb.db, { tier: "sharp" });
+  const target = await createUser(tdb.db, { tier: "free" });
+  return {
+    adminJwt: await accessTokenFor(s, admin),
+    sharpJwt: await accessTokenFor(s, sharp),
+    sharpKey: await createApiKey(tdb.db, sharp.id),
+    params: { id: target.id, key: "ratelimit.ops.perMinute" },
+    loginEmail: sharp.email,
+  };
+}
+
 Deno.test(
   {
     ...DB_TEST,
@@ -481,24 +503,7 @@ Deno.test(
     await tdb.reset();
     const s = await startTestServer(tdb.db, { WORKER: "off" });
     try {
-      const limits: [SettingKey, number][] = [
-        ["ratelimit.sharp.perMinute", 1e9],
-        ["ratelimit.sharp.perDay", 1e9],
-        ["ratelimit.login.perEmailIp", 1e9],
-        ["ratelimit.login.perIp", 1e9],
-      ];
-      for (const [key, value] of limits) await upsertSetting(tdb.db, key, value, "test");
-      await s.running.deps.settings.refresh();
-      const admin = await createUser(tdb.db, { tier: "admin" });
-      const sharp = await createUser(tdb.db, { tier: "sharp" });
-      const target = await createUser(tdb.db, { tier: "free" });
-      const c: Creds = {
-        adminJwt: await accessTokenFor(s, admin),
-        sharpJwt: await accessTokenFor(s, sharp),
-        sharpKey: await createApiKey(tdb.db, sharp.id),
-        params: { id: target.id, key: "ratelimit.ops.perMinute" },
-        loginEmail: sharp.email,
-      };
+      const c = await fixtures(s);
       const failures: string[] = [];
       const perRoute: number[] = [];
       let total = 0;
@@ -607,3 +612,35 @@ Deno.test("checkHeaderSize() answers 431 over 32 KiB of headers", () => {
     (err: unknown) => err instanceof ApiError && err.status === 431,
   );
 });
+
+Deno.test(
+  { ...DB_TEST, name: "every route that reads a body answers 408 to a stalled body" },
+  async () => {
+    await tdb.reset();
+    const s = await startTestServer(tdb.db, { WORKER: "off", BODY_TIMEOUT_MS: "300" });
+    try {
+      const c = await fixtures(s);
+      const bodyRoutes = ROUTES.filter((r) => BODIES[`${r.method} ${r.path}`]);
+      assert.ok(bodyRoutes.length >= 5);
+      for (const route of bodyRoutes) {
+        let release = () => {};
+        const held = new Promise<void>((r) => release = r);
+        const stalled = new ReadableStream<Uint8Array>({
+          async start(ctl) {
+            ctl.enqueue(new TextEncoder().encode('{"name": "'));
+            await held;
+            ctl.close();
+          },
+        });
+        const t0 = performance.now();
+        const res = await send(s, route, { label: "stalled body", body: stalled }, c);
+        const ms = performance.now() - t0;
+        release();
+        await assertProblem(res, 408, "request-timeout");
+        assert.ok(ms < 5000, `${route.method} ${route.path} answered after ${ms} ms`);
+      }
+    } finally {
+      await s.stop();
+    }
+  },
+);
