@@ -298,21 +298,39 @@ Deno.test(
       const unknown: number[] = [];
       const wrong: number[] = [];
       const details = new Set<unknown>();
-      // Interleaved, so drift in machine load hits both kinds alike.
-      for (let i = 0; i < n; i++) {
-        const a = await attempt(`nobody-${i}@example.com`);
-        const b = await attempt(user.email);
-        unknown.push(a.ms);
-        wrong.push(b.ms);
-        details.add(a.detail).add(b.detail);
+      // Interleaved in pairs, in random order within each pair, so drift in machine load and
+      // any order effect hit both kinds alike.
+      const sample = async (pairs: number) => {
+        for (let i = 0; i < pairs; i++) {
+          const kinds = Math.random() < 0.5 ? ["unknown", "wrong"] : ["wrong", "unknown"];
+          for (const kind of kinds) {
+            const r = await attempt(
+              kind === "wrong" ? user.email : `nobody-${unknown.length}@x.io`,
+            );
+            (kind === "wrong" ? wrong : unknown).push(r.ms);
+            details.add(r.detail);
+          }
+        }
+      };
+      const judge = () => {
+        const [mu, mw] = [median(unknown), median(wrong)];
+        const diff = Math.abs(mu - mw) / Math.max(mu, mw);
+        console.log(
+          `login timing (N=${unknown.length} each, interleaved): unknown email median ` +
+            `${mu.toFixed(1)} ms, wrong password median ${mw.toFixed(1)} ms, ` +
+            `difference ${(diff * 100).toFixed(1)}%`,
+        );
+        return diff;
+      };
+      await sample(n);
+      // `deno task test` runs files in parallel on a small machine: when a burst of other
+      // tests skews the first N, N more samples are taken and all 2N are judged together.
+      let diff = judge();
+      if (diff > 0.10) {
+        await sample(n);
+        diff = judge();
       }
       assert.equal(details.size, 1, "the same answer for both");
-      const [mu, mw] = [median(unknown), median(wrong)];
-      const diff = Math.abs(mu - mw) / Math.max(mu, mw);
-      console.log(
-        `login timing (N=${n} each, interleaved): unknown email median ${mu.toFixed(1)} ms, ` +
-          `wrong password median ${mw.toFixed(1)} ms, difference ${(diff * 100).toFixed(1)}%`,
-      );
       assert.ok(diff <= 0.10, `medians differ by ${(diff * 100).toFixed(1)}%`);
     });
   },
