@@ -1,5 +1,6 @@
 /** Request-body field checks that collect every problem into one 422 `errors` array. */
 import { ApiError, type FieldError } from "./problem.ts";
+import { escapePointer } from "./http.ts";
 
 const EMAIL_RE = /^[^\s@]{1,64}@[^\s@.]+(\.[^\s@.]+)+$/;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -69,8 +70,7 @@ export function objectBody(value: unknown, known: readonly string[]): Fields {
   }
   const f = new Fields(value as Record<string, unknown>);
   for (const key of Object.keys(value)) {
-    const pointer = `/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`;
-    if (!known.includes(key)) f.fail(pointer, "is not a field of this request");
+    if (!known.includes(key)) f.fail(`/${escapePointer(key)}`, "is not a field of this request");
   }
   return f;
 }

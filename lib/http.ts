@@ -148,12 +148,14 @@ export function parseJsonBytes(bytes: Uint8Array): unknown {
 /** Deepest nesting a request body may have (ours need 4; 10,000 levels is an attack). */
 export const MAX_JSON_DEPTH = 32;
 
-const escapePointer = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
+/** A member name as one JSON Pointer reference token (RFC 6901 §4). */
+export const escapePointer = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
 
 /**
- * Refuses (422) a parsed body nested deeper than MAX_JSON_DEPTH or holding U+0000 in any
- * string or member name: PostgreSQL text and jsonb cannot store NUL, so it would otherwise
- * surface as a 500 wherever the value reaches the database. Iterative: no stack to overflow.
+ * Refuses (422) a parsed body nested deeper than MAX_JSON_DEPTH, or holding U+0000 or a lone
+ * surrogate in any string or member name: PostgreSQL text and jsonb cannot store NUL, so it
+ * would otherwise surface as a 500 wherever the value reaches the database. Iterative: no
+ * stack to overflow.
  */
 export function checkJsonValue(value: unknown): void {
   const stack: [unknown, string, number][] = [[value, "", 0]];
@@ -182,7 +184,7 @@ export function checkJsonValue(value: unknown): void {
 
 /**
  * Reads and parses a JSON body: 415 for another content type, 413 over the limit, 400
- * malformed, 422 for NUL characters or nesting deeper than MAX_JSON_DEPTH.
+ * malformed, 422 for what checkJsonValue refuses.
  */
 export async function readJson(req: Request, limit = DEFAULT_BODY_LIMIT): Promise<unknown> {
   if (!isJsonContentType(req.headers.get("content-type"))) {
