@@ -3,7 +3,7 @@
  * handler, with one mapping of errors to problem+json.
  */
 import { ApiError, internalError, problemResponse } from "./lib/problem.ts";
-import { clientIpFrom, requestIdFrom } from "./lib/http.ts";
+import { checkHeaderSize, clientIpFrom, requestIdFrom, withBodyDeadline } from "./lib/http.ts";
 import { authorize } from "./lib/policy.ts";
 import { createRouter } from "./lib/router.ts";
 import { corsHeaders, isPreflight, preflightResponse } from "./lib/cors.ts";
@@ -32,6 +32,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
   const { config, log } = deps;
 
   async function handle(ctx: Ctx): Promise<Response> {
+    checkHeaderSize(ctx.req.headers);
     const cors = corsHeaders(ctx.req.headers.get("origin"), config.corsOrigins);
     cors?.forEach((v, k) => ctx.responseHeaders.set(k, v));
     if (cors && isPreflight(ctx.req)) return preflightResponse(cors);
@@ -113,7 +114,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
   async function serveOne(req: Request, info?: ConnInfo): Promise<Response> {
     const started = performance.now();
     const ctx: Ctx = {
-      req,
+      req: withBodyDeadline(req, config.bodyTimeoutMs),
       url: new URL(req.url),
       params: {},
       requestId: requestIdFrom(req.headers.get("x-request-id")),

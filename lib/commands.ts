@@ -21,6 +21,9 @@ export const MARKETS = [
   "ra",
 ] as const;
 
+/** Longest American odds accepted (+100000 is a 1000-to-1 shot; 2^63 is an attack). */
+export const MAX_ODDS = 100_000;
+
 /** The most picks or results one ingest accepts. */
 export const MAX_ROWS = 5000;
 
@@ -113,12 +116,27 @@ function rowsOf(v: unknown, pointer: string, errors: FieldError[]): unknown[] | 
   return v;
 }
 
+const PICK_FIELDS = ["player", "team", "opponent", "market", "line", "side", "odds"];
+const RESULT_FIELDS = ["player", "market", "value"];
+
+function unknownMembers(
+  raw: Record<string, unknown>,
+  known: readonly string[],
+  at: string,
+  errors: FieldError[],
+): void {
+  for (const key of Object.keys(raw)) {
+    if (!known.includes(key)) errors.push({ pointer: `${at}/${key}`, detail: "is not a field" });
+  }
+}
+
 function pickAt(raw: unknown, at: string, errors: FieldError[]): PickInput | null {
   if (!isObject(raw)) {
     errors.push({ pointer: at, detail: "must be an object" });
     return null;
   }
   const before = errors.length;
+  unknownMembers(raw, PICK_FIELDS, at, errors);
   const player = nameField(raw.player, `${at}/player`, errors, true);
   const team = nameField(raw.team, `${at}/team`, errors, false);
   const opponent = nameField(raw.opponent, `${at}/opponent`, errors, false);
@@ -127,10 +145,12 @@ function pickAt(raw: unknown, at: string, errors: FieldError[]): PickInput | nul
   const side = raw.side === "over" || raw.side === "under" ? raw.side : null;
   if (side === null) errors.push({ pointer: `${at}/side`, detail: "must be over or under" });
   const odds = raw.odds;
-  if (typeof odds !== "number" || !Number.isInteger(odds) || (odds > -100 && odds < 100)) {
+  const oddsOk = typeof odds === "number" && Number.isInteger(odds) &&
+    Math.abs(odds) >= 100 && Math.abs(odds) <= MAX_ODDS;
+  if (!oddsOk) {
     errors.push({
       pointer: `${at}/odds`,
-      detail: "must be whole American odds, at most -100 or at least +100",
+      detail: `must be whole American odds from -${MAX_ODDS} to -100 or +100 to +${MAX_ODDS}`,
     });
   }
   if (errors.length > before) return null;
@@ -165,6 +185,7 @@ export function validateResults(v: unknown, pointer: string, errors: FieldError[
     const at = `${pointer}/${i}`;
     if (!isObject(raw)) return void errors.push({ pointer: at, detail: "must be an object" });
     const before = errors.length;
+    unknownMembers(raw, RESULT_FIELDS, at, errors);
     const player = nameField(raw.player, `${at}/player`, errors, true);
     const market = marketField(raw.market, `${at}/market`, errors);
     const value = numberField(raw.value, `${at}/value`, errors);
@@ -187,6 +208,11 @@ export function validateCommand(body: unknown): Command {
     });
   }
   const errors: FieldError[] = [];
+  for (const key of Object.keys(body)) {
+    if (key !== "type" && key !== "params") {
+      errors.push({ pointer: `/${key}`, detail: "is not a field of a command" });
+    }
+  }
   const type = body.type;
   if (typeof type !== "string" || !(JOB_TYPES as readonly string[]).includes(type)) {
     errors.push({ pointer: "/type", detail: `must be one of ${JOB_TYPES.join(", ")}` });

@@ -18,6 +18,8 @@ export interface Config {
   ingestDir: string;
   shutdownGraceMs: number;
   workerEnabled: boolean;
+  /** How long a request body may take to arrive in full before a 408 (slow-body defence). */
+  bodyTimeoutMs: number;
 }
 
 /** A configuration problem: its message is the one line printed before exiting. */
@@ -103,5 +105,6 @@ export function loadConfig(env: Env): Config {
     ingestDir: env.INGEST_DIR || "./ingest",
     shutdownGraceMs: intVar(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     workerEnabled: (env.WORKER ?? "on") !== "off",
+    bodyTimeoutMs: intVar(env, "BODY_TIMEOUT_MS", 30_000, 100, 600_000),
   };
 }

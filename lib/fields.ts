@@ -1,5 +1,6 @@
 /** Request-body field checks that collect every problem into one 422 `errors` array. */
 import { ApiError, type FieldError } from "./problem.ts";
+import { escapePointer } from "./http.ts";
 
 const EMAIL_RE = /^[^\s@]{1,64}@[^\s@.]+(\.[^\s@.]+)+$/;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -57,14 +58,21 @@ export class Fields {
   }
 }
 
-/** The JSON body as an object, or a 422 pointing at the whole document. */
-export function objectBody(value: unknown): Fields {
+/**
+ * The JSON body as an object, or a 422 pointing at the whole document. Members other than
+ * `known` are recorded as errors (a misspelt optional field must not be silently ignored).
+ */
+export function objectBody(value: unknown, known: readonly string[]): Fields {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new ApiError("validation-failed", "The body must be a JSON object", {
       errors: [{ pointer: "", detail: "must be a JSON object" }],
     });
   }
-  return new Fields(value as Record<string, unknown>);
+  const f = new Fields(value as Record<string, unknown>);
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) f.fail(`/${escapePointer(key)}`, "is not a field of this request");
+  }
+  return f;
 }
 
 /** The path parameter `name` when it is a UUID; 404 otherwise (no such resource can exist). */

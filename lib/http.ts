@@ -1,5 +1,5 @@
 /** Small HTTP helpers: JSON answers, bounded body reading, cookies, request ids. */
-import { ApiError } from "./problem.ts";
+import { ApiError, invalidField } from "./problem.ts";
 
 /** The default body limit: 1 MiB. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -55,6 +55,70 @@ function tooLarge(limit: number): ApiError {
   return new ApiError("payload-too-large", `The request body exceeds ${limit} bytes`);
 }
 
+/**
+ * `req` with a body that fails with a 408 ApiError unless it arrives in full within `ms` of
+ * the first read (a trickled or stalled body would otherwise hold its request open forever).
+ * The clock starts only when something reads, so a request whose body is never read costs
+ * no timer.
+ */
+export function withBodyDeadline(req: Request, ms: number): Request {
+  if (!req.body) return req;
+  const source = req.body.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let expired: Promise<never> | null = null;
+  const stop = () => clearTimeout(timer);
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      expired ??= new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(
+            new ApiError("request-timeout", `The request body did not arrive within ${ms} ms`, {
+              headers: { connection: "close" },
+            }),
+          );
+        }, ms);
+        Deno.unrefTimer(timer!);
+      });
+      try {
+        const chunk = await Promise.race([source.read(), expired]);
+        if (chunk.done) {
+          stop();
+          controller.close();
+        } else controller.enqueue(chunk.value);
+      } catch (err) {
+        stop();
+        source.cancel().catch(() => {});
+        controller.error(err);
+      }
+    },
+    cancel(reason) {
+      stop();
+      return source.cancel(reason);
+    },
+  });
+  return new Request(req.url, {
+    method: req.method,
+    headers: req.headers,
+    body,
+    signal: req.signal,
+  });
+}
+
+/**
+ * Most header bytes (names + values) a request may carry. Deno's HTTP layer itself refuses
+ * heads over ~64 KiB with a bare 400; below that, this limit answers a 431 problem.
+ */
+export const MAX_HEADER_BYTES = 32 * 1024;
+
+/** 431 when the request's headers together exceed MAX_HEADER_BYTES. */
+export function checkHeaderSize(headers: Headers): void {
+  let bytes = 0;
+  headers.forEach((value, name) => void (bytes += name.length + value.length));
+  if (bytes > MAX_HEADER_BYTES) {
+    throw new ApiError("headers-too-large", `The request headers exceed ${MAX_HEADER_BYTES} bytes`);
+  }
+}
+
 /** True when the Content-Type header names JSON (application/json or a +json type). */
 export function isJsonContentType(value: string | null): boolean {
   if (!value) return false;
@@ -81,12 +145,54 @@ export function parseJsonBytes(bytes: Uint8Array): unknown {
   }
 }
 
-/** Reads and parses a JSON body: 415 for another content type, 413 over the limit, 400 malformed. */
+/** Deepest nesting a request body may have (ours need 4; 10,000 levels is an attack). */
+export const MAX_JSON_DEPTH = 32;
+
+/** A member name as one JSON Pointer reference token (RFC 6901 §4). */
+export const escapePointer = (key: string) => key.replaceAll("~", "~0").replaceAll("/", "~1");
+
+/**
+ * Refuses (422) a parsed body nested deeper than MAX_JSON_DEPTH, or holding U+0000 or a lone
+ * surrogate in any string or member name: PostgreSQL text and jsonb cannot store NUL, so it
+ * would otherwise surface as a 500 wherever the value reaches the database. Iterative: no
+ * stack to overflow.
+ */
+export function checkJsonValue(value: unknown): void {
+  const stack: [unknown, string, number][] = [[value, "", 0]];
+  while (stack.length) {
+    const [v, pointer, depth] = stack.pop()!;
+    if (typeof v === "string") {
+      if (v.includes("\0")) {
+        throw invalidField(pointer, "must not contain the NUL character (U+0000)");
+      }
+      if (!v.isWellFormed()) {
+        throw invalidField(pointer, "must be well-formed Unicode (no lone surrogates)");
+      }
+      continue;
+    }
+    if (v === null || typeof v !== "object") continue;
+    if (depth >= MAX_JSON_DEPTH) {
+      throw invalidField(pointer, `is nested deeper than ${MAX_JSON_DEPTH} levels`);
+    }
+    for (const [k, child] of Object.entries(v)) {
+      const at = `${pointer}/${escapePointer(k)}`;
+      if (k.includes("\0")) throw invalidField(at, "member names must not contain U+0000");
+      stack.push([child, at, depth + 1]);
+    }
+  }
+}
+
+/**
+ * Reads and parses a JSON body: 415 for another content type, 413 over the limit, 400
+ * malformed, 422 for what checkJsonValue refuses.
+ */
 export async function readJson(req: Request, limit = DEFAULT_BODY_LIMIT): Promise<unknown> {
   if (!isJsonContentType(req.headers.get("content-type"))) {
     throw new ApiError("unsupported-media-type", "Send the body as application/json");
   }
-  return parseJsonBytes(await readBodyBytes(req, limit));
+  const value = parseJsonBytes(await readBodyBytes(req, limit));
+  checkJsonValue(value);
+  return value;
 }
 
 /** Parses a Cookie header into a map; later duplicates do not override the first. */

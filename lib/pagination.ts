@@ -26,13 +26,22 @@ export function encodeCursor(at: Date | string, id: string): string {
   );
 }
 
+const ISO_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+// Row ids are UUIDs or bigint sequence numbers.
+const CURSOR_ID_RE = /^[0-9A-Za-z-]{1,64}$/;
+
 /** Decodes a cursor; throws a 400 problem for anything that is not one of ours. */
 export function decodeCursor(raw: string): Cursor {
   try {
     const b64 = raw.replaceAll("-", "+").replaceAll("_", "/");
     const [at, id] = JSON.parse(atob(b64));
-    if (typeof at !== "string" || typeof id !== "string" || Number.isNaN(Date.parse(at))) {
+    // Exactly what encodeCursor writes: anything else (2026-02-30, NUL, SQL) never reaches SQL.
+    if (typeof at !== "string" || typeof id !== "string" || !CURSOR_ID_RE.test(id)) {
       throw new Error("shape");
+    }
+    // toISOString() throws on an invalid date, and must give back the very same text.
+    if (!ISO_RE.test(at) || new Date(at).toISOString() !== at) {
+      throw new Error("time");
     }
     return { at, id };
   } catch {

@@ -12,6 +12,8 @@ export type ErrorCode =
   | "idempotency-in-progress"
   | "idempotency-key-reused"
   | "payload-too-large"
+  | "request-timeout"
+  | "headers-too-large"
   | "unsupported-media-type"
   | "validation-failed"
   | "quota-exceeded"
@@ -35,6 +37,8 @@ export const CODE_STATUS = {
   },
   "idempotency-key-reused": { status: 422, title: "Idempotency-Key reused with another request" },
   "payload-too-large": { status: 413, title: "Request body too large" },
+  "request-timeout": { status: 408, title: "Request body too slow" },
+  "headers-too-large": { status: 431, title: "Request header fields too large" },
   "unsupported-media-type": { status: 415, title: "Unsupported media type" },
   "validation-failed": { status: 422, title: "Invalid request fields" },
   "quota-exceeded": { status: 429, title: "Rate limit exceeded" },

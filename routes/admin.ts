@@ -36,7 +36,7 @@ async function listUsers(ctx: Ctx): Promise<Response> {
 }
 
 function accessChange(value: unknown, self: boolean) {
-  const f = objectBody(value);
+  const f = objectBody(value, ["tier", "disabled"]);
   const { tier, disabled } = f.body;
   if (tier !== undefined && !(TIERS as readonly unknown[]).includes(tier)) {
     f.fail("/tier", `tier must be one of ${TIERS.join(", ")}`);

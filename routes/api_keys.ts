@@ -30,7 +30,7 @@ function shownKey(k: ApiKeyRow) {
 
 async function createKey(ctx: Ctx): Promise<Response> {
   const now = ctx.deps.now();
-  const f = objectBody(await readJson(ctx.req));
+  const f = objectBody(await readJson(ctx.req), ["name", "expiresAt"]);
   const name = f.string("name", 1, 100);
   const expiresAt = f.futureTimestamp("expiresAt", now);
   f.done();

@@ -86,7 +86,7 @@ async function signup(ctx: Ctx): Promise<Response> {
   if (!ctx.deps.settings.get("signup.enabled")) {
     throw new ApiError("forbidden", "Signup is disabled on this server");
   }
-  const f = objectBody(await readJson(ctx.req));
+  const f = objectBody(await readJson(ctx.req), ["email", "password"]);
   const email = f.email("email");
   const password = f.body.password;
   if (typeof password !== "string" || [...password].length < MIN_PASSWORD) {
@@ -109,7 +109,7 @@ async function signup(ctx: Ctx): Promise<Response> {
 }
 
 function loginBody(value: unknown): { email: string; password: string } {
-  const f = objectBody(value);
+  const f = objectBody(value, ["email", "password"]);
   const email = f.string("email", 1, 254);
   const password = f.body.password;
   if (typeof password !== "string" || password === "" || password.length > MAX_PASSWORD) {

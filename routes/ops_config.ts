@@ -43,6 +43,8 @@ async function putConfig(ctx: Ctx): Promise<Response> {
   if (typeof body !== "object" || body === null || Array.isArray(body) || !("value" in body)) {
     throw invalidField("/value", 'Send {"value": <json>}');
   }
+  const extra = Object.keys(body).find((k) => k !== "value");
+  if (extra !== undefined) throw invalidField(`/${extra}`, 'Send only {"value": <json>}');
   const value = (body as { value: unknown }).value;
   const problem = SETTINGS[key].validate(value);
   if (problem) throw invalidField("/value", `${key} ${problem}`);

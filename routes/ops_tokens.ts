@@ -64,7 +64,7 @@ export async function createOpsToken(
 
 async function createToken(ctx: Ctx): Promise<Response> {
   const now = ctx.deps.now();
-  const f = objectBody(await readJson(ctx.req));
+  const f = objectBody(await readJson(ctx.req), ["name", "scopes", "expiresAt"]);
   const name = f.string("name", 1, 100);
   const scopes = scopesField(f);
   const expiresAt = f.futureTimestamp("expiresAt", now);
