@@ -28,11 +28,13 @@ const PROBLEM_RESPONSES: Record<string, string> = {
   "401": "Missing or invalid credential",
   "403": "Valid credential, insufficient tier or scope",
   "404": "Not found",
+  "408": "The request body did not arrive in time",
   "409": "Conflict (or the Idempotency-Key is in use)",
   "413": "Request body too large",
   "415": "Unsupported media type",
   "422": "Invalid fields (see errors[].pointer)",
   "429": "Rate limit exceeded",
+  "431": "Request headers too large",
   "500": "Internal error (quote the requestId)",
   "503": "Database unavailable; retry shortly",
 };
@@ -53,11 +55,13 @@ function problemStatuses(route: Route, hasParams: boolean): string[] {
   const out = ["400"];
   if (route.auth.length) out.push("401", "403");
   if (hasParams) out.push("404");
+  const body = route.method !== "GET" && route.method !== "DELETE";
+  if (body) out.push("408");
   if (route.idempotent) out.push("409");
-  if (route.method !== "GET" && route.method !== "DELETE") out.push("413", "415");
+  if (body) out.push("413", "415");
   out.push("422");
   if (route.limit) out.push("429");
-  out.push("500", "503");
+  out.push("431", "500", "503");
   return out;
 }
 
