@@ -35,6 +35,7 @@ export async function seed(db: Db, users: number): Promise<Seeded> {
     keys.push(await createApiKey(db, u.id));
   }
   const today = dateInZone(Date.now(), "UTC");
+  await db.query("delete from picks where game_date = $1::date", [today]);
   for (let i = 0; i < 20; i++) {
     await db.query(
       `insert into picks (id, game_date, player, team, opponent, market, line, side, odds)

@@ -47,6 +47,51 @@ export async function chargeRateLimitWindows(
   return { admitted: rows.length > 0 && rows[0].admitted, states };
 }
 
+const CHARGE_N_SQL = `select key, head::float8 as head, counts, admitted
+  from ratelimit_charge_n($1::text[], $2::int[], $3::bigint[], $4::int[], $5::bigint, $6::int)`;
+
+/**
+ * Charges `n` concurrent requests against the same `charges` in one statement (migration
+ * 0009), exactly as `n` checks one after another at `nowMs` would: the first
+ * min(n, room left) are admitted. Returns each request's result, in that order.
+ */
+export async function chargeRateLimitWindowsBatch(
+  q: Queryable,
+  charges: readonly WindowCharge[],
+  nowMs: number,
+  n: number,
+): Promise<ChargeResult[]> {
+  const rows = await q.query<{ key: string; head: number; counts: number[]; admitted: number }>(
+    CHARGE_N_SQL,
+    [
+      charges.map((c) => c.key),
+      charges.map((c) => c.policy.quota),
+      charges.map((c) => slotMs(c.policy)),
+      charges.map(() => SLOTS),
+      Math.floor(nowMs),
+      n,
+    ],
+  );
+  const byKey = new Map(rows.map((r) => [r.key, r]));
+  const final = charges.map((c) => {
+    const r = byKey.get(c.key);
+    if (!r) throw new Error(`rate-limit window ${c.policy.name} missing after its check`);
+    return { head: Number(r.head), counts: r.counts.map(Number) };
+  });
+  const admitted = rows.length ? Number(rows[0].admitted) : 0;
+  // Request i < admitted saw its own charge and those before it, not the later ones.
+  const seenBy = (i: number) =>
+    final.map((s) => ({
+      head: s.head,
+      counts: s.counts.map((c, j) => j === SLOTS ? c - (admitted - 1 - i) : c),
+    }));
+  return Array.from(
+    { length: n },
+    (_, i) =>
+      i < admitted ? { admitted: true, states: seenBy(i) } : { admitted: false, states: final },
+  );
+}
+
 /**
  * Deletes up to `batch` windows whose newest counter left the window before `nowMs` (they
  * count nothing any more); rows a check holds are skipped. Returns how many went.

@@ -15,7 +15,13 @@ import { createPasswordHasher, type PasswordHasher } from "../lib/password.ts";
 import { type Principal, scopesForTier } from "../lib/policy.ts";
 import { constantTimeEqual, hashSecret, isWellFormedSecret, PREFIX } from "../lib/secrets.ts";
 import type { Db } from "../db/client.ts";
-import { findApiKeyByHash, updateApiKeysLastUsed } from "../db/api_keys.ts";
+import {
+  type ApiKeyOwner,
+  findApiKeyByHash,
+  findApiKeysByHashes,
+  updateApiKeysLastUsed,
+} from "../db/api_keys.ts";
+import { createBatcher } from "../lib/batch.ts";
 import { findOpsTokenByHash, updateOpsTokensLastUsed } from "../db/ops_tokens.ts";
 import { findLiveSessionUser } from "../db/sessions.ts";
 import {
@@ -100,9 +106,12 @@ export async function createIdentityService(opts: {
   const usage = createUsageTracker(db, log);
   const flushTimer = setInterval(() => void usage.flush(), USAGE_FLUSH_MS);
   const identity = { keyring, passwords: opts.passwords ?? createPasswordHasher(), usage };
+  // Concurrent API-key checks share one query per tick (a batch never started before its
+  // requests arrived, so revocation still applies to the very next request).
+  const findApiKey = createBatcher((hashes: string[]) => findApiKeysByHashes(db, hashes), 2);
   return {
     identity,
-    authenticate: (req) => authenticateRequest(req, { db, identity, now }),
+    authenticate: (req) => authenticateRequest(req, { db, identity, now, findApiKey }),
     async stop() {
       clearInterval(reloadTimer);
       clearInterval(flushTimer);
@@ -116,6 +125,8 @@ interface AuthDeps {
   db: Db;
   identity: Identity;
   now: () => number;
+  /** Looks a key up by hash; default one query per call. */
+  findApiKey?: (hash: string) => Promise<ApiKeyOwner | null>;
 }
 
 const invalid = (detail: string) => new ApiError("invalid-token", detail);
@@ -165,7 +176,7 @@ async function principalFromApiKey(raw: string, deps: AuthDeps): Promise<Princip
     throw invalid("The API key is malformed (wrong prefix, length or checksum)");
   }
   const hash = hashSecret(raw);
-  const row = await findApiKeyByHash(deps.db, hash);
+  const row = deps.findApiKey ? await deps.findApiKey(hash) : await findApiKeyByHash(deps.db, hash);
   const now = deps.now();
   if (!row || !constantTimeEqual(row.key_hash, hash) || !isLive(row, now) || row.disabled) {
     throw invalid("The API key is invalid, expired or revoked");

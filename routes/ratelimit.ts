@@ -9,19 +9,23 @@ import {
   type Policy,
   policyHeader,
   rateLimitHeader,
+  slotMs,
   usage,
 } from "../lib/ratelimit.ts";
 import type { Principal } from "../lib/policy.ts";
 import type { Logger } from "../lib/log.ts";
 import { errorFields } from "../lib/log.ts";
-import { type Db, isUnavailable } from "../db/client.ts";
+import { type Db, isUnavailable, type Queryable } from "../db/client.ts";
 import type { Settings } from "../db/settings.ts";
 import type { SettingKey } from "../lib/settings.ts";
 import {
   chargeRateLimitWindows,
+  chargeRateLimitWindowsBatch,
+  type ChargeResult,
   deleteExpiredRateLimitWindows,
   type WindowCharge,
 } from "../db/ratelimits.ts";
+import { createBatcher } from "../lib/batch.ts";
 import type { Ctx, LimitClass, Route } from "./context.ts";
 
 /** The problem type of a 429 (IANA HTTP Problem Types registry). */
@@ -84,14 +88,53 @@ export function loginCharges(email: string, clientIp: string, settings: Settings
   ];
 }
 
+/** Charges one request to `charges` at `now` through `q`; all windows or none. */
+export type Charger = (
+  q: Queryable,
+  charges: readonly WindowCharge[],
+  now: () => number,
+) => Promise<ChargeResult>;
+
+const chargeOne: Charger = (q, charges, now) => chargeRateLimitWindows(q, charges, now());
+
+/**
+ * A Charger that coalesces concurrent checks of the same windows (a hot user) into one
+ * statement per batch; exact, as `chargeRateLimitWindowsBatch` says. A batch starts after
+ * its requests arrived, so each is charged at a time within its own lifetime.
+ */
+export function createCoalescingCharger(): Charger {
+  const groups = new Map<string, { pending: number; charge: () => Promise<ChargeResult> }>();
+  return async (q, charges, now) => {
+    const sig = charges.map((c) => `${c.key}|${c.policy.quota}|${slotMs(c.policy)}`).join(",");
+    let group = groups.get(sig);
+    if (!group) {
+      const run = (items: null[]) => chargeRateLimitWindowsBatch(q, charges, now(), items.length);
+      const batcher = createBatcher(run);
+      group = { pending: 0, charge: () => batcher(null) };
+      groups.set(sig, group);
+    }
+    group.pending++;
+    try {
+      return await group.charge();
+    } finally {
+      // Nobody waits on this group any more: drop it so the map holds only active windows.
+      if (--group.pending === 0) groups.delete(sig);
+    }
+  };
+}
+
 /**
  * Charges `charges` through `ctx.db` (one statement, all windows or none), sets RateLimit-Policy
  * and RateLimit on the response, and throws the 429 when any window is full.
  */
-export async function enforceLimits(ctx: Ctx, charges: readonly WindowCharge[]): Promise<void> {
+export async function enforceLimits(
+  ctx: Ctx,
+  charges: readonly WindowCharge[],
+  charge: Charger = chargeOne,
+): Promise<void> {
   if (charges.length === 0) return;
+  const result = await charge(ctx.db, charges, ctx.deps.now);
   const now = ctx.deps.now();
-  const result = await chargeRateLimitWindows(ctx.db, charges, now);
   const usages = charges.map((c, i) => usage(c.policy, result.states[i], now));
   ctx.responseHeaders.set("ratelimit-policy", policyHeader(charges.map((c) => c.policy)));
   if (result.admitted) {
@@ -128,6 +171,7 @@ export async function checkLoginLimit(ctx: Ctx, email: string): Promise<void> {
  * answers 503, and the log says so once per outage, not per request.
  */
 export function createRateLimit(log: Logger): (ctx: Ctx, route: Route) => Promise<void> {
+  const coalesced = createCoalescingCharger();
   let down = false;
   const reachable = () => {
     if (down) log.info("rate limiter: database reachable again");
@@ -137,7 +181,8 @@ export function createRateLimit(log: Logger): (ctx: Ctx, route: Route) => Promis
     if (!route.limit) return;
     const charges = chargesFor(route.limit, ctx.principal, ctx.clientIp, ctx.deps.settings);
     try {
-      await enforceLimits(ctx, charges);
+      // Inside a transaction (idempotent routes) the check must run on it, alone.
+      await enforceLimits(ctx, charges, ctx.db === ctx.deps.db ? coalesced : chargeOne);
     } catch (err) {
       if (!isUnavailable(err)) {
         reachable();
