@@ -65,7 +65,8 @@ insert into data_versions (dataset, version) values ('picks', 0);
 create function bump_data_version() returns trigger
 language plpgsql as $$
 begin
-  update data_versions set version = version + 1 where dataset = tg_argv[0];
+  insert into data_versions as d (dataset, version) values (tg_argv[0], 1)
+  on conflict (dataset) do update set version = d.version + 1;
   return null;
 end;
 $$;
