@@ -9,6 +9,7 @@ import {
   type Policy,
   policyHeader,
   rateLimitHeader,
+  roomAtMs,
   slotMs,
   usage,
 } from "../lib/ratelimit.ts";
@@ -101,11 +102,25 @@ const chargeOne: Charger = (q, charges, now) => chargeRateLimitWindows(q, charge
  * A Charger that coalesces concurrent checks of the same windows (a hot user) into one
  * statement per batch; exact, as `chargeRateLimitWindowsBatch` says. A batch starts after
  * its requests arrived, so each is charged at a time within its own lifetime.
+ *
+ * A refusal is remembered until the full windows free a slot: windows only fill up between
+ * two slot boundaries (other instances can add, nobody subtracts), so until then the answer
+ * is the same refusal without asking the database. The quota is part of the key, so a
+ * raised limit applies at once.
  */
 export function createCoalescingCharger(): Charger {
   const groups = new Map<string, { pending: number; charge: () => Promise<ChargeResult> }>();
+  const refused = new Map<string, { untilMs: number; result: ChargeResult }>();
+  const remember = (sig: string, charges: readonly WindowCharge[], r: ChargeResult, at: number) => {
+    const untilMs = Math.max(...charges.map((c, i) => roomAtMs(c.policy, r.states[i], at)));
+    if (refused.size >= 10_000) refused.clear();
+    refused.set(sig, { untilMs, result: r });
+  };
   return async (q, charges, now) => {
     const sig = charges.map((c) => `${c.key}|${c.policy.quota}|${slotMs(c.policy)}`).join(",");
+    const known = refused.get(sig);
+    if (known && now() < known.untilMs) return known.result;
+    if (known) refused.delete(sig);
     let group = groups.get(sig);
     if (!group) {
       const run = (items: null[]) => chargeRateLimitWindowsBatch(q, charges, now(), items.length);
@@ -115,7 +130,9 @@ export function createCoalescingCharger(): Charger {
     }
     group.pending++;
     try {
-      return await group.charge();
+      const result = await group.charge();
+      if (!result.admitted) remember(sig, charges, result, now());
+      return result;
     } finally {
       // Nobody waits on this group any more: drop it so the map holds only active windows.
       if (--group.pending === 0) groups.delete(sig);

@@ -155,3 +155,38 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  {
+    ...DB_TEST,
+    name: "GET /data/picks/today keeps refusing until a slot frees or the quota rises",
+  },
+  async () => {
+    await tdb.reset();
+    await upsertSetting(tdb.db, "ratelimit.sharp.perMinute", 2, "test");
+    let t = T0;
+    const server = await startTestServer(tdb.db, { WORKER: "off" }, () => t);
+    try {
+      const user = await createUser(tdb.db, { tier: "sharp" });
+      const headers = { "x-api-key": await createApiKey(tdb.db, user.id) };
+      const get = async () => {
+        const res = await fetch(server.url(TODAY), { headers });
+        await res.body?.cancel();
+        return [res.status, res.headers.get("ratelimit")];
+      };
+      assert.deepEqual([await get(), await get()].map((r) => r[0]), [200, 200]);
+      assert.deepEqual(await get(), [429, '"sharp-minute";r=0;t=61']);
+      t = T0 + 30_000;
+      assert.deepEqual(await get(), [429, '"sharp-minute";r=0;t=31']);
+      t = T0 + 61_000; // the first slot frees as announced
+      assert.equal((await get())[0], 200);
+      assert.equal((await get())[0], 200);
+      assert.equal((await get())[0], 429);
+      await upsertSetting(tdb.db, "ratelimit.sharp.perMinute", 3, "test");
+      await server.running.deps.settings.refresh();
+      assert.equal((await get())[0], 200);
+    } finally {
+      await server.stop();
+    }
+  },
+);
