@@ -20,8 +20,8 @@ import { type Db, isUnavailable, type Queryable } from "../db/client.ts";
 import type { Settings } from "../db/settings.ts";
 import type { SettingKey } from "../lib/settings.ts";
 import {
+  chargeRateLimitGroups,
   chargeRateLimitWindows,
-  chargeRateLimitWindowsBatch,
   type ChargeResult,
   deleteExpiredRateLimitWindows,
   type WindowCharge,
@@ -109,7 +109,19 @@ const chargeOne: Charger = (q, charges, now) => chargeRateLimitWindows(q, charge
  * raised limit applies at once.
  */
 export function createCoalescingCharger(): Charger {
-  const groups = new Map<string, { pending: number; charge: () => Promise<ChargeResult> }>();
+  type Item = { sig: string; charges: readonly WindowCharge[]; q: Queryable; now: () => number };
+  // One statement per tick for every window being checked, grouped by identical windows.
+  const charge = createBatcher(async (items: Item[]) => {
+    const groups = new Map<string, { charges: readonly WindowCharge[]; n: number }>();
+    for (const it of items) {
+      const g = groups.get(it.sig);
+      if (g) g.n++;
+      else groups.set(it.sig, { charges: it.charges, n: 1 });
+    }
+    const results = await chargeRateLimitGroups(items[0].q, [...groups.values()], items[0].now());
+    const queues = new Map([...groups.keys()].map((sig, i) => [sig, results[i]]));
+    return items.map((it) => queues.get(it.sig)!.shift()!);
+  }, 2);
   const refused = new Map<string, { untilMs: number; result: ChargeResult }>();
   const remember = (sig: string, charges: readonly WindowCharge[], r: ChargeResult, at: number) => {
     const untilMs = Math.max(...charges.map((c, i) => roomAtMs(c.policy, r.states[i], at)));
@@ -121,22 +133,9 @@ export function createCoalescingCharger(): Charger {
     const known = refused.get(sig);
     if (known && now() < known.untilMs) return known.result;
     if (known) refused.delete(sig);
-    let group = groups.get(sig);
-    if (!group) {
-      const run = (items: null[]) => chargeRateLimitWindowsBatch(q, charges, now(), items.length);
-      const batcher = createBatcher(run);
-      group = { pending: 0, charge: () => batcher(null) };
-      groups.set(sig, group);
-    }
-    group.pending++;
-    try {
-      const result = await group.charge();
-      if (!result.admitted) remember(sig, charges, result, now());
-      return result;
-    } finally {
-      // Nobody waits on this group any more: drop it so the map holds only active windows.
-      if (--group.pending === 0) groups.delete(sig);
-    }
+    const result = await charge({ sig, charges, q, now });
+    if (!result.admitted) remember(sig, charges, result, now());
+    return result;
   };
 }
 

@@ -5,7 +5,11 @@ import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { createApiKey, createUser } from "./support/fixtures.ts";
 import { insertPickRow } from "./support/data_fixtures.ts";
 import { createBatcher } from "../lib/batch.ts";
-import { chargeRateLimitWindows, chargeRateLimitWindowsBatch } from "../db/ratelimits.ts";
+import {
+  chargeRateLimitGroups,
+  chargeRateLimitWindows,
+  chargeRateLimitWindowsBatch,
+} from "../db/ratelimits.ts";
 import { usage } from "../lib/ratelimit.ts";
 import { upsertSetting } from "../db/settings.ts";
 import { dateInZone } from "../lib/dates.ts";
@@ -71,6 +75,26 @@ Deno.test(
     const next = await chargeRateLimitWindows(tdb.db, charges, T0 + 20);
     assert.equal(next.admitted, false);
     assert.equal(usage(day, next.states[1], T0 + 20).remaining, 95);
+  },
+);
+
+Deno.test(
+  { ...DB_TEST, name: "chargeRateLimitGroups() charges each group of one statement alone" },
+  async () => {
+    await tdb.reset();
+    const minute = { name: "m", quota: 3, windowSeconds: 60 };
+    const a = [{ key: "m:a", policy: minute }];
+    const b = [{ key: "m:b", policy: { ...minute, quota: 1 } }];
+    const out = await chargeRateLimitGroups(
+      tdb.db,
+      [{ charges: a, n: 4 }, { charges: b, n: 2 }],
+      T0,
+    );
+    assert.deepEqual(out.map((g) => g.map((r) => r.admitted)), [
+      [true, true, true, false],
+      [true, false],
+    ]);
+    assert.deepEqual(await chargeRateLimitGroups(tdb.db, [], T0), []);
   },
 );
 

@@ -73,3 +73,43 @@ $$;
 
 create trigger picks_bump_version after insert or update or delete or truncate on picks
   for each statement execute function bump_data_version('picks');
+
+-- Many coalesced checks in one statement: group g (p_group[i] = g for each of its windows)
+-- asks for p_n[g] admissions, exactly as ratelimit_charge_n. Every row of the batch is locked
+-- first, in key order, so two batches (or a batch and a single check) never deadlock.
+create function ratelimit_charge_many(
+  p_group int[],
+  p_keys text[],
+  p_quotas int[],
+  p_slot_ms bigint[],
+  p_slots int[],
+  p_now_ms bigint,
+  p_n int[]
+) returns table (grp int, key text, head bigint, counts int[], admitted int)
+language plpgsql
+as $$
+#variable_conflict use_column
+declare
+  g int;
+begin
+  insert into ratelimit_windows as w (key, head, counts, expires_at)
+  select u.key, p_now_ms / u.slot_ms, array_fill(0, array[u.slots + 1]),
+         to_timestamp((p_now_ms / u.slot_ms + u.slots + 1) * u.slot_ms / 1000.0)
+    from (select distinct on (k) k as key, s as slot_ms, n as slots
+            from unnest(p_keys, p_slot_ms, p_slots) as x(k, s, n)) u
+   order by u.key
+  on conflict on constraint ratelimit_windows_pkey do update set head = w.head where false;
+
+  for g in 1 .. coalesce(array_length(p_n, 1), 0) loop
+    return query
+    select g, c.key, c.head, c.counts, c.admitted
+      from ratelimit_charge_n(
+        array(select k from unnest(p_keys, p_group) with ordinality x(k, gg, i) where gg = g order by i),
+        array(select q from unnest(p_quotas, p_group) with ordinality x(q, gg, i) where gg = g order by i),
+        array(select s from unnest(p_slot_ms, p_group) with ordinality x(s, gg, i) where gg = g order by i),
+        array(select n from unnest(p_slots, p_group) with ordinality x(n, gg, i) where gg = g order by i),
+        p_now_ms,
+        p_n[g]) c;
+  end loop;
+end;
+$$;
