@@ -109,18 +109,20 @@ const chargeOne: Charger = (q, charges, now) => chargeRateLimitWindows(q, charge
  * raised limit applies at once.
  */
 export function createCoalescingCharger(): Charger {
-  type Item = { sig: string; charges: readonly WindowCharge[]; q: Queryable; now: () => number };
+  type Item = { keys: string; charges: readonly WindowCharge[]; q: Queryable; now: () => number };
   // One statement per tick for every window being checked, grouped by identical windows.
   const charge = createBatcher(async (items: Item[]) => {
+    // Grouped by window keys: a key is charged by one group of one statement. Checks of the
+    // same tick that saw different quotas (a setting changing) use the first one's.
     const groups = new Map<string, { charges: readonly WindowCharge[]; n: number }>();
     for (const it of items) {
-      const g = groups.get(it.sig);
+      const g = groups.get(it.keys);
       if (g) g.n++;
-      else groups.set(it.sig, { charges: it.charges, n: 1 });
+      else groups.set(it.keys, { charges: it.charges, n: 1 });
     }
     const results = await chargeRateLimitGroups(items[0].q, [...groups.values()], items[0].now());
-    const queues = new Map([...groups.keys()].map((sig, i) => [sig, results[i]]));
-    return items.map((it) => queues.get(it.sig)!.shift()!);
+    const queues = new Map([...groups.keys()].map((keys, i) => [keys, results[i]]));
+    return items.map((it) => queues.get(it.keys)!.shift()!);
   }, 2);
   const refused = new Map<string, { untilMs: number; result: ChargeResult }>();
   const remember = (sig: string, charges: readonly WindowCharge[], r: ChargeResult, at: number) => {
@@ -133,7 +135,8 @@ export function createCoalescingCharger(): Charger {
     const known = refused.get(sig);
     if (known && now() < known.untilMs) return known.result;
     if (known) refused.delete(sig);
-    const result = await charge({ sig, charges, q, now });
+    const keys = charges.map((c) => c.key).join(",");
+    const result = await charge({ keys, charges, q, now });
     if (!result.admitted) remember(sig, charges, result, now());
     return result;
   };
