@@ -99,9 +99,9 @@ export type Charger = (
 const chargeOne: Charger = (q, charges, now) => chargeRateLimitWindows(q, charges, now());
 
 /**
- * A Charger that coalesces concurrent checks of the same windows (a hot user) into one
- * statement per batch; exact, as `chargeRateLimitWindowsBatch` says. A batch starts after
- * its requests arrived, so each is charged at a time within its own lifetime.
+ * A Charger that coalesces the concurrent checks of every user into one statement per tick,
+ * grouped by windows; exact, as `chargeRateLimitGroups` says. A batch starts after its
+ * requests arrived, so each is charged at a time within its own lifetime.
  *
  * A refusal is remembered until the full windows free a slot: windows only fill up between
  * two slot boundaries (other instances can add, nobody subtracts), so until then the answer
@@ -110,7 +110,6 @@ const chargeOne: Charger = (q, charges, now) => chargeRateLimitWindows(q, charge
  */
 export function createCoalescingCharger(): Charger {
   type Item = { keys: string; charges: readonly WindowCharge[]; q: Queryable; now: () => number };
-  // One statement per tick for every window being checked, grouped by identical windows.
   const charge = createBatcher(async (items: Item[]) => {
     // Grouped by window keys: a key is charged by one group of one statement. Checks of the
     // same tick that saw different quotas (a setting changing) use the first one's.
