@@ -56,6 +56,7 @@ async function benchPostgres(): Promise<{ url: string; stop: () => Promise<void>
   }
   const stop = async () => {
     await new Deno.Command("bash", { args: [script, "stop", dir] }).output();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   return { url, stop };
 }
