@@ -1,59 +1,3 @@
--- Coalesced rate-limit checks (issue 8): `p_n` concurrent requests against the same windows
--- in one statement. Equivalent to p_n calls of ratelimit_charge at the same p_now_ms, one
--- after another: each admitted request charges every window, so exactly
--- min(p_n, the least room left in any window) are admitted and the rest charge nothing.
-create function ratelimit_charge_n(
-  p_keys text[],
-  p_quotas int[],
-  p_slot_ms bigint[],
-  p_slots int[],
-  p_now_ms bigint,
-  p_n int
-) returns table (key text, head bigint, counts int[], admitted int)
-language plpgsql
-set plan_cache_mode = force_generic_plan
-set enable_seqscan = off
-as $$
-#variable_conflict use_column
-begin
-  -- Create missing rows and lock all of them, in key order (as ratelimit_charge does).
-  insert into ratelimit_windows as w (key, head, counts, expires_at)
-  select u.key, p_now_ms / u.slot_ms, array_fill(0, array[u.slots + 1]),
-         to_timestamp((p_now_ms / u.slot_ms + u.slots + 1) * u.slot_ms / 1000.0)
-    from unnest(p_keys, p_slot_ms, p_slots) as u(key, slot_ms, slots)
-   order by u.key
-  on conflict on constraint ratelimit_windows_pkey do update set head = w.head where false;
-
-  return query
-  with rolled as (
-    select u.key, u.quota, u.slot_ms, u.slots, t.head,
-           case when t.shift > u.slots then array_fill(0, array[u.slots + 1])
-                else w.counts[t.shift + 1:] || array_fill(0, array[t.shift]) end as counts
-      from unnest(p_keys, p_quotas, p_slot_ms, p_slots) as u(key, quota, slot_ms, slots)
-      join ratelimit_windows w on w.key = u.key
-      cross join lateral (
-        select greatest(w.head, p_now_ms / u.slot_ms) as head,
-               least(greatest(w.head, p_now_ms / u.slot_ms) - w.head, u.slots + 1)::int as shift
-      ) t
-  ), verdict as (
-    -- The room of the fullest window, capped by the requests asking.
-    select greatest(0, least(p_n::bigint,
-             coalesce(min(r.quota - (select sum(c) from unnest(r.counts) c)), 0)))::int as n
-      from rolled r
-  ), charged as (
-    update ratelimit_windows w
-       set head = r.head,
-           counts = r.counts[:r.slots] || (r.counts[r.slots + 1] + v.n),
-           expires_at = to_timestamp((r.head + r.slots + 1) * r.slot_ms / 1000.0)
-      from rolled r, verdict v
-     where v.n > 0 and w.key = r.key
-    returning w.key, w.counts
-  )
-  select r.key, r.head, coalesce(c.counts, r.counts), v.n
-    from rolled r cross join verdict v left join charged c on c.key = r.key;
-end;
-$$;
-
 -- A counter per dataset, bumped by every statement that changes it (issue 8): the data API
 -- keeps rendered pages until the version it read them under moves on.
 create table data_versions (
@@ -74,8 +18,11 @@ $$;
 create trigger picks_bump_version after insert or update or delete or truncate on picks
   for each statement execute function bump_data_version('picks');
 
--- Many coalesced checks in one statement: group g (p_group[i] = g for each of its windows)
--- asks for p_n[g] admissions, and is charged exactly as ratelimit_charge_n would charge it.
+-- Coalesced rate-limit checks (issue 8), many in one statement: group g (p_group[i] = g
+-- for each of its windows) stands for p_n[g] concurrent requests against the same windows.
+-- It is charged as p_n[g] calls of ratelimit_charge at p_now_ms one after another would
+-- charge it: each admitted request charges every window, so exactly min(p_n[g], the least
+-- room left in any of its windows) are admitted and the rest charge nothing.
 -- A key belongs to one group only (the caller groups by key). Every row of the batch is
 -- locked first, in key order, so two batches (or a batch and a single check) never deadlock.
 create function ratelimit_charge_many(
