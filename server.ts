@@ -17,6 +17,7 @@ import { createIdentityService } from "./routes/authenticate.ts";
 import { bootstrapAdmin } from "./routes/admin.ts";
 import type { PasswordHasher } from "./lib/password.ts";
 import { createRateLimit, startRateLimitPruner } from "./routes/ratelimit.ts";
+import { createDataCache } from "./routes/data.ts";
 import { createWorker, type Worker } from "./worker/worker.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
@@ -77,6 +78,7 @@ export async function buildApp(
     identity: identityService.identity,
     authenticate: identityService.authenticate,
     rateLimit: createRateLimit(log),
+    dataCache: createDataCache(db),
   };
   deps.recordError = (ctx, status) => recordRequestError(deps, ctx, status);
   const heartbeat = await startHeartbeat(

@@ -100,6 +100,25 @@ export async function findApiKeyByHash(q: Queryable, hash: string): Promise<ApiK
   return rows[0] ?? null;
 }
 
+/**
+ * The keys with these SHA-256 hashes (with their owners' tier and disabled flag), in one
+ * round trip: one entry per hash, in order, null where no key has it.
+ */
+export async function findApiKeysByHashes(
+  q: Queryable,
+  hashes: readonly string[],
+): Promise<(ApiKeyOwner | null)[]> {
+  const rows = await q.query<ApiKeyOwner>(
+    `select k.id, k.key_hash, k.user_id, u.tier, k.expires_at,
+            k.revoked_at is not null as revoked, u.disabled
+       from api_keys k join users u on u.id = k.user_id
+      where k.key_hash = any($1::text[])`,
+    [[...new Set(hashes)]],
+  );
+  const byHash = new Map(rows.map((r) => [r.key_hash, r]));
+  return hashes.map((h) => byHash.get(h) ?? null);
+}
+
 /** Records when keys were last used (batched write-behind; never moves a time backwards). */
 export async function updateApiKeysLastUsed(
   q: Queryable,

@@ -76,6 +76,15 @@ export async function findPicksByDate(
   return rows.map(toPickRow);
 }
 
+/** The version of a dataset's rows (migration 0009): it moves on with every change. */
+export async function findDataVersion(q: Queryable, dataset: string): Promise<number> {
+  const rows = await q.query<{ version: number }>(
+    "select version::float8 as version from data_versions where dataset = $1",
+    [dataset],
+  );
+  return rows.length ? Number(rows[0].version) : -1;
+}
+
 /** One pick by id, or null. `id` must already be a UUID. */
 export async function findPickById(q: Queryable, id: string): Promise<Pick | null> {
   const rows = await q.query<Record<string, unknown>>(

@@ -47,6 +47,73 @@ export async function chargeRateLimitWindows(
   return { admitted: rows.length > 0 && rows[0].admitted, states };
 }
 
+const CHARGE_MANY_SQL = `select grp, key, head::float8 as head, counts, admitted
+  from ratelimit_charge_many($1::int[], $2::text[], $3::int[], $4::bigint[], $5::int[],
+                             $6::bigint, $7::int[])`;
+
+/** `n` concurrent requests against the same windows. */
+export interface ChargeGroup {
+  charges: readonly WindowCharge[];
+  n: number;
+}
+
+type ChargedRow = { grp: number; key: string; head: number; counts: number[]; admitted: number };
+
+/**
+ * Charges several groups of concurrent requests in one statement (migration 0009). Each
+ * group is charged exactly as its `n` checks one after another at `nowMs` would be: the
+ * first min(n, room left) are admitted. Returns each request's result, group by group.
+ */
+export async function chargeRateLimitGroups(
+  q: Queryable,
+  groups: readonly ChargeGroup[],
+  nowMs: number,
+): Promise<ChargeResult[][]> {
+  const all = groups.flatMap((g, i) => g.charges.map((c) => ({ grp: i + 1, c })));
+  const rows = await q.query<ChargedRow>(CHARGE_MANY_SQL, [
+    all.map((x) => x.grp),
+    all.map((x) => x.c.key),
+    all.map((x) => x.c.policy.quota),
+    all.map((x) => slotMs(x.c.policy)),
+    all.map(() => SLOTS),
+    Math.floor(nowMs),
+    groups.map((g) => g.n),
+  ]);
+  return groups.map((g, i) => spread(g, rows.filter((r) => Number(r.grp) === i + 1)));
+}
+
+/** Charges `n` concurrent requests against the same `charges` (one group). */
+export async function chargeRateLimitWindowsBatch(
+  q: Queryable,
+  charges: readonly WindowCharge[],
+  nowMs: number,
+  n: number,
+): Promise<ChargeResult[]> {
+  return (await chargeRateLimitGroups(q, [{ charges, n }], nowMs))[0];
+}
+
+// One result per request of the group: request i < admitted saw its own charge and those
+// before it, not the later ones; the refused ones see the windows after all admissions.
+function spread(group: ChargeGroup, rows: ChargedRow[]): ChargeResult[] {
+  const byKey = new Map(rows.map((r) => [r.key, r]));
+  const final = group.charges.map((c) => {
+    const r = byKey.get(c.key);
+    if (!r) throw new Error(`rate-limit window ${c.policy.name} missing after its check`);
+    return { head: Number(r.head), counts: r.counts.map(Number) };
+  });
+  const admitted = rows.length ? Number(rows[0].admitted) : 0;
+  const seenBy = (i: number) =>
+    final.map((s) => ({
+      head: s.head,
+      counts: s.counts.map((c, j) => j === SLOTS ? c - (admitted - 1 - i) : c),
+    }));
+  return Array.from(
+    { length: group.n },
+    (_, i) =>
+      i < admitted ? { admitted: true, states: seenBy(i) } : { admitted: false, states: final },
+  );
+}
+
 /**
  * Deletes up to `batch` windows whose newest counter left the window before `nowMs` (they
  * count nothing any more); rows a check holds are skipped. Returns how many went.

@@ -23,8 +23,11 @@ export function ifNoneMatchHits(header: string | null, etag: string): boolean {
  * may keep it but must revalidate), and 304 without a body when If-None-Match matches.
  */
 export function cachedJson(req: Request, body: unknown): Response {
-  const text = JSON.stringify(body);
-  const etag = etagOf(text);
+  return cachedJsonText(req, JSON.stringify(body));
+}
+
+/** `cachedJson` of an already serialised body (and its ETag, when known). */
+export function cachedJsonText(req: Request, text: string, etag = etagOf(text)): Response {
   const headers = new Headers({ etag, "cache-control": "private, no-cache" });
   if (ifNoneMatchHits(req.headers.get("if-none-match"), etag)) {
     return new Response(null, { status: 304, headers });

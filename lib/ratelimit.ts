@@ -87,6 +87,21 @@ function secondsFrom(nowMs: number, atMs: number): number {
 }
 
 /**
+ * The instant (ms) from which the window holds fewer than its quota again, with no more
+ * admissions; `nowMs` when it already does. Other checks can only add to a window, so until
+ * then every check of it is refused.
+ */
+export function roomAtMs(policy: Policy, state: WindowState, nowMs: number): number {
+  let total = used(state);
+  if (total < policy.quota) return nowMs;
+  for (let i = 0; i < state.counts.length; i++) {
+    total -= state.counts[i];
+    if (total < policy.quota) return leavesAtMs(policy, state, i);
+  }
+  return leavesAtMs(policy, state, SLOTS);
+}
+
+/**
  * Seconds until the window holds fewer than its quota again, with no more admissions:
  * 0 when it already does. Never earlier than a slot actually frees (rounded up).
  */

@@ -2,7 +2,9 @@
  * Credential resolution (`Deps.authenticate`): a JWT, API key or ops token becomes a Principal
  * with the user's tier and disabled state *now*, in at most one database round trip. Nothing
  * is cached, so revocation, expiry, downgrade and disable apply on the very next request on
- * every instance. A format or checksum failure is refused before any lookup.
+ * every instance. A format or checksum failure is refused before any lookup. Concurrent
+ * API-key and session checks share one query (lib/batch.ts), which always starts after the
+ * requests in it arrived: as fresh as one query each.
  */
 import { createHash } from "node:crypto";
 import type { Config } from "../lib/config.ts";
@@ -15,9 +17,16 @@ import { createPasswordHasher, type PasswordHasher } from "../lib/password.ts";
 import { type Principal, scopesForTier } from "../lib/policy.ts";
 import { constantTimeEqual, hashSecret, isWellFormedSecret, PREFIX } from "../lib/secrets.ts";
 import type { Db } from "../db/client.ts";
-import { findApiKeyByHash, updateApiKeysLastUsed } from "../db/api_keys.ts";
+import {
+  type ApiKeyOwner,
+  findApiKeyByHash,
+  findApiKeysByHashes,
+  updateApiKeysLastUsed,
+} from "../db/api_keys.ts";
+import { createBatcher } from "../lib/batch.ts";
 import { findOpsTokenByHash, updateOpsTokensLastUsed } from "../db/ops_tokens.ts";
-import { findLiveSessionUser } from "../db/sessions.ts";
+import { findLiveSessionUser, type SessionUser } from "../db/sessions.ts";
+import { findUsersOfLiveSessions } from "../db/users.ts";
 import {
   findSigningKeys,
   insertFirstSigningKey,
@@ -100,9 +109,17 @@ export async function createIdentityService(opts: {
   const usage = createUsageTracker(db, log);
   const flushTimer = setInterval(() => void usage.flush(), USAGE_FLUSH_MS);
   const identity = { keyring, passwords: opts.passwords ?? createPasswordHasher(), usage };
+  // Concurrent API-key checks share one query per tick (a batch never started before its
+  // requests arrived, so revocation still applies to the very next request).
+  const findApiKey = createBatcher((hashes: string[]) => findApiKeysByHashes(db, hashes), 2);
+  const findSessionUser = createBatcher(
+    (pairs: SessionPair[]) => findUsersOfLiveSessions(db, pairs),
+    2,
+  );
   return {
     identity,
-    authenticate: (req) => authenticateRequest(req, { db, identity, now }),
+    authenticate: (req) =>
+      authenticateRequest(req, { db, identity, now, findApiKey, findSessionUser }),
     async stop() {
       clearInterval(reloadTimer);
       clearInterval(flushTimer);
@@ -116,7 +133,13 @@ interface AuthDeps {
   db: Db;
   identity: Identity;
   now: () => number;
+  /** Looks a key up by hash; default one query per call. */
+  findApiKey?: (hash: string) => Promise<ApiKeyOwner | null>;
+  /** The live session's user; default one query per call. */
+  findSessionUser?: (pair: SessionPair) => Promise<SessionUser | null>;
 }
+
+type SessionPair = { sessionId: string; userId: string };
 
 const invalid = (detail: string) => new ApiError("invalid-token", detail);
 
@@ -145,7 +168,10 @@ async function principalFromJwt(token: string, deps: AuthDeps): Promise<Principa
     if (err instanceof JwtError) throw invalid("The access token is invalid or expired");
     throw err;
   }
-  const live = await findLiveSessionUser(deps.db, claims.sid, claims.sub);
+  // lib/jwt.ts admits only UUID sub and sid claims.
+  const live = deps.findSessionUser
+    ? await deps.findSessionUser({ sessionId: claims.sid, userId: claims.sub })
+    : await findLiveSessionUser(deps.db, claims.sid, claims.sub);
   if (!live) throw invalid("The session of this access token has ended");
   return {
     kind: "jwt",
@@ -165,7 +191,7 @@ async function principalFromApiKey(raw: string, deps: AuthDeps): Promise<Princip
     throw invalid("The API key is malformed (wrong prefix, length or checksum)");
   }
   const hash = hashSecret(raw);
-  const row = await findApiKeyByHash(deps.db, hash);
+  const row = deps.findApiKey ? await deps.findApiKey(hash) : await findApiKeyByHash(deps.db, hash);
   const now = deps.now();
   if (!row || !constantTimeEqual(row.key_hash, hash) || !isLive(row, now) || row.disabled) {
     throw invalid("The API key is invalid, expired or revoked");

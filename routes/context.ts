@@ -6,6 +6,7 @@ import type { RouteShape } from "../lib/router.ts";
 import type { Db, Queryable } from "../db/client.ts";
 import type { Settings } from "../db/settings.ts";
 import type { Identity } from "./authenticate.ts";
+import type { DataCache } from "./data.ts";
 import type { WorkerStatus } from "../worker/worker.ts";
 
 /** Everything a handler may use, built once in main and passed in. */
@@ -39,6 +40,8 @@ export interface Deps {
   routes?: readonly Route[];
   /** Signing keys, password hasher and credential usage of the identity routes. */
   identity?: Identity;
+  /** Rendered data pages kept until the data changes (routes/data.ts); absent = no cache. */
+  dataCache?: DataCache;
 }
 
 /** One request as the pipeline and the handler see it. */

@@ -1,9 +1,11 @@
 /** The data API: picks by day and by id, and scored days (sharp tier; API key or JWT). */
 import { ApiError, invalidField } from "../lib/problem.ts";
 import { type Cursor, pageOf, parsePageRequest } from "../lib/pagination.ts";
-import { cachedJson } from "../lib/etag.ts";
+import { cachedJson, cachedJsonText, etagOf } from "../lib/etag.ts";
+import { createBatcher } from "../lib/batch.ts";
 import { dateInZone, isIsoDate, isUuid } from "../lib/dates.ts";
-import { findPickById, findPicksByDate, findScoreByDate } from "../db/data.ts";
+import { findDataVersion, findPickById, findPicksByDate, findScoreByDate } from "../db/data.ts";
+import type { Queryable } from "../db/client.ts";
 import type { Ctx, Route } from "./context.ts";
 
 const DATA = { auth: ["jwt", "apiKey"], tier: "sharp", limit: "data" } as const;
@@ -22,16 +24,57 @@ function pickCursor(cursor: Cursor | null): Cursor | null {
   return cursor;
 }
 
+/** Rendered pages of picks, each with its ETag, kept until the picks change. */
+export interface DataCache {
+  /** The page cached under `key` if the picks have not changed since, else `load()`ed now. */
+  page(key: string, load: () => Promise<string>): Promise<{ text: string; etag: string }>;
+}
+
+/**
+ * Builds the per-instance DataCache. Each request reads the picks' version (migration 0009;
+ * concurrent requests share one read that starts after they arrived), so a page is never
+ * served after a change has committed: no notification to wait for, on any instance.
+ */
+export function createDataCache(db: Queryable, maxEntries = 256): DataCache {
+  const version = createBatcher(async (items: null[]) => {
+    const v = await findDataVersion(db, "picks");
+    return items.map(() => v);
+  });
+  let entries = new Map<string, { version: number; text: string; etag: string }>();
+  return {
+    async page(key, load) {
+      // Read before loading: a page loaded after a newer change is only refreshed once more.
+      const v = await version(null);
+      const hit = entries.get(key);
+      if (hit && hit.version === v) return hit;
+      const text = await load();
+      const entry = { version: v, text, etag: etagOf(text) };
+      if (entries.size >= maxEntries) entries = new Map();
+      entries.set(key, entry);
+      return entry;
+    },
+  };
+}
+
 // A day's picks, newest first by (created_at, id): the order the pipeline loaded them, reversed.
 async function picksOfDay(ctx: Ctx, date: string): Promise<Response> {
   const page = parsePageRequest(ctx.url.searchParams);
-  const rows = await findPicksByDate(ctx.db, date, pickCursor(page.cursor), page.limit + 1);
-  const { items, nextCursor } = pageOf(
-    rows,
-    page.limit,
-    (r) => ({ at: r.createdAt, id: r.pick.id }),
-  );
-  return cachedJson(ctx.req, { date, items: items.map((r) => r.pick), nextCursor });
+  const cursor = pickCursor(page.cursor);
+  const load = async () => {
+    const rows = await findPicksByDate(ctx.db, date, cursor, page.limit + 1);
+    const { items, nextCursor } = pageOf(
+      rows,
+      page.limit,
+      (r) => ({ at: r.createdAt, id: r.pick.id }),
+    );
+    return JSON.stringify({ date, items: items.map((r) => r.pick), nextCursor });
+  };
+  // Inside a transaction the read must see that transaction: no cache there.
+  const cache = ctx.db === ctx.deps.db ? ctx.deps.dataCache : undefined;
+  if (!cache) return cachedJsonText(ctx.req, await load());
+  const key = `${date} ${page.limit} ${ctx.url.searchParams.get("cursor") ?? ""}`;
+  const { text, etag } = await cache.page(key, load);
+  return cachedJsonText(ctx.req, text, etag);
 }
 
 function picksToday(ctx: Ctx): Promise<Response> {

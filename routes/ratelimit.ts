@@ -9,19 +9,24 @@ import {
   type Policy,
   policyHeader,
   rateLimitHeader,
+  roomAtMs,
+  slotMs,
   usage,
 } from "../lib/ratelimit.ts";
 import type { Principal } from "../lib/policy.ts";
 import type { Logger } from "../lib/log.ts";
 import { errorFields } from "../lib/log.ts";
-import { type Db, isUnavailable } from "../db/client.ts";
+import { type Db, isUnavailable, type Queryable } from "../db/client.ts";
 import type { Settings } from "../db/settings.ts";
 import type { SettingKey } from "../lib/settings.ts";
 import {
+  chargeRateLimitGroups,
   chargeRateLimitWindows,
+  type ChargeResult,
   deleteExpiredRateLimitWindows,
   type WindowCharge,
 } from "../db/ratelimits.ts";
+import { createBatcher } from "../lib/batch.ts";
 import type { Ctx, LimitClass, Route } from "./context.ts";
 
 /** The problem type of a 429 (IANA HTTP Problem Types registry). */
@@ -84,14 +89,70 @@ export function loginCharges(email: string, clientIp: string, settings: Settings
   ];
 }
 
+/** Charges one request to `charges` at `now` through `q`; all windows or none. */
+export type Charger = (
+  q: Queryable,
+  charges: readonly WindowCharge[],
+  now: () => number,
+) => Promise<ChargeResult>;
+
+const chargeOne: Charger = (q, charges, now) => chargeRateLimitWindows(q, charges, now());
+
+/**
+ * A Charger that coalesces the concurrent checks of every user into one statement per tick,
+ * grouped by windows; exact, as `chargeRateLimitGroups` says. A batch starts after its
+ * requests arrived, so each is charged at a time within its own lifetime.
+ *
+ * A refusal is remembered until the full windows free a slot: windows only fill up between
+ * two slot boundaries (other instances can add, nobody subtracts), so until then the answer
+ * is the same refusal without asking the database. The quota is part of the key, so a
+ * raised limit applies at once.
+ */
+export function createCoalescingCharger(): Charger {
+  type Item = { keys: string; charges: readonly WindowCharge[]; q: Queryable; now: () => number };
+  const charge = createBatcher(async (items: Item[]) => {
+    // Grouped by window keys: a key is charged by one group of one statement. Checks of the
+    // same tick that saw different quotas (a setting changing) use the first one's.
+    const groups = new Map<string, { charges: readonly WindowCharge[]; n: number }>();
+    for (const it of items) {
+      const g = groups.get(it.keys);
+      if (g) g.n++;
+      else groups.set(it.keys, { charges: it.charges, n: 1 });
+    }
+    const results = await chargeRateLimitGroups(items[0].q, [...groups.values()], items[0].now());
+    const queues = new Map([...groups.keys()].map((keys, i) => [keys, results[i]]));
+    return items.map((it) => queues.get(it.keys)!.shift()!);
+  }, 2);
+  const refused = new Map<string, { untilMs: number; result: ChargeResult }>();
+  const remember = (sig: string, charges: readonly WindowCharge[], r: ChargeResult, at: number) => {
+    const untilMs = Math.max(...charges.map((c, i) => roomAtMs(c.policy, r.states[i], at)));
+    if (refused.size >= 10_000) refused.clear();
+    refused.set(sig, { untilMs, result: r });
+  };
+  return async (q, charges, now) => {
+    const sig = charges.map((c) => `${c.key}|${c.policy.quota}|${slotMs(c.policy)}`).join(",");
+    const known = refused.get(sig);
+    if (known && now() < known.untilMs) return known.result;
+    if (known) refused.delete(sig);
+    const keys = charges.map((c) => c.key).join(",");
+    const result = await charge({ keys, charges, q, now });
+    if (!result.admitted) remember(sig, charges, result, now());
+    return result;
+  };
+}
+
 /**
  * Charges `charges` through `ctx.db` (one statement, all windows or none), sets RateLimit-Policy
  * and RateLimit on the response, and throws the 429 when any window is full.
  */
-export async function enforceLimits(ctx: Ctx, charges: readonly WindowCharge[]): Promise<void> {
+export async function enforceLimits(
+  ctx: Ctx,
+  charges: readonly WindowCharge[],
+  charge: Charger = chargeOne,
+): Promise<void> {
   if (charges.length === 0) return;
+  const result = await charge(ctx.db, charges, ctx.deps.now);
   const now = ctx.deps.now();
-  const result = await chargeRateLimitWindows(ctx.db, charges, now);
   const usages = charges.map((c, i) => usage(c.policy, result.states[i], now));
   ctx.responseHeaders.set("ratelimit-policy", policyHeader(charges.map((c) => c.policy)));
   if (result.admitted) {
@@ -128,6 +189,7 @@ export async function checkLoginLimit(ctx: Ctx, email: string): Promise<void> {
  * answers 503, and the log says so once per outage, not per request.
  */
 export function createRateLimit(log: Logger): (ctx: Ctx, route: Route) => Promise<void> {
+  const coalesced = createCoalescingCharger();
   let down = false;
   const reachable = () => {
     if (down) log.info("rate limiter: database reachable again");
@@ -137,7 +199,8 @@ export function createRateLimit(log: Logger): (ctx: Ctx, route: Route) => Promis
     if (!route.limit) return;
     const charges = chargesFor(route.limit, ctx.principal, ctx.clientIp, ctx.deps.settings);
     try {
-      await enforceLimits(ctx, charges);
+      // Inside a transaction (idempotent routes) the check must run on it, alone.
+      await enforceLimits(ctx, charges, ctx.db === ctx.deps.db ? coalesced : chargeOne);
     } catch (err) {
       if (!isUnavailable(err)) {
         reachable();

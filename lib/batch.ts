@@ -1,0 +1,48 @@
+/**
+ * Coalescing of concurrent lookups into one call per tick (no I/O here; `run` does it).
+ *
+ * Freshness: a request never joins a call already on its way. It waits for the next call,
+ * which starts after the request arrived, so it sees every write committed before it arrived
+ * (a revoked key is refused at once, exactly as with one query per request).
+ */
+
+/** Runs items one batch at a time: `run(items)` answers one result per item, in order. */
+export type BatchRun<I, O> = (items: I[]) => Promise<O[]>;
+
+/**
+ * Returns a function that queues `item` and resolves with its result. Items queued while
+ * `maxInFlight` batches are running go together in the next one.
+ */
+export function createBatcher<I, O>(run: BatchRun<I, O>, maxInFlight = 1): (item: I) => Promise<O> {
+  type Waiter = { item: I; resolve: (o: O) => void; reject: (e: unknown) => void };
+  let queue: Waiter[] = [];
+  let inFlight = 0;
+  let scheduled = false;
+
+  const flush = () => {
+    scheduled = false;
+    if (inFlight >= maxInFlight || queue.length === 0) return;
+    const batch = queue;
+    queue = [];
+    inFlight++;
+    run(batch.map((w) => w.item)).then(
+      (out) => batch.forEach((w, i) => w.resolve(out[i])),
+      (err) => batch.forEach((w) => w.reject(err)),
+    ).finally(() => {
+      inFlight--;
+      schedule();
+    });
+  };
+  // One microtask later, so everything queued in the same tick goes in one batch.
+  const schedule = () => {
+    if (scheduled || queue.length === 0) return;
+    scheduled = true;
+    queueMicrotask(flush);
+  };
+
+  return (item) =>
+    new Promise<O>((resolve, reject) => {
+      queue.push({ item, resolve, reject });
+      schedule();
+    });
+}
