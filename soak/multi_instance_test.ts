@@ -110,6 +110,14 @@ Deno.test({
           [user.id],
         );
         assert.equal(rows[0].n, 1);
+        const again = await postJson(
+          `${at(2)}/api/v1/me/api-keys`,
+          { name: "dup" },
+          auth,
+          "dup-30",
+        );
+        assert.equal(again.headers.get("idempotent-replayed"), "true");
+        assert.equal(await again.text(), fresh[0].text, "a later retry replays the one answer");
         console.log(
           `idempotency over 3 instances: ${JSON.stringify(tally(answers.map((a) => a.status)))}, ${
             answers.filter((a) => a.replayed).length
