@@ -43,7 +43,11 @@ interface Acked {
   apiKeys: Map<string, { revoked: boolean }>;
   jobs: string[];
   /** Idempotent requests answered 503 or 409, to be retried with the same key at the end. */
-  unsettled: { send: () => Promise<Response>; kind: Kind }[];
+  unsettled: {
+    send: () => Promise<Response>;
+    kind: Kind;
+    revoke?: (id: string) => Promise<Response>;
+  }[];
 }
 
 const OUTAGE_MS = SOAK_SECONDS * 1000;
@@ -115,6 +119,8 @@ function loadClients(load: Load, t0: number, stopAt: () => boolean) {
 
   async function apiKeys() {
     const auth = { authorization: `Bearer ${load.accessToken}` };
+    const revoke = (id: string) =>
+      fetch(`${load.base}/api/v1/me/api-keys/${id}`, { method: "DELETE", headers: auth });
     for (let i = 0; !stopAt(); i++) {
       const key = `soak-key-${i}`;
       const send = () => postJson(`${load.base}/api/v1/me/api-keys`, { name: key }, auth, key);
@@ -123,13 +129,10 @@ function loadClients(load: Load, t0: number, stopAt: () => boolean) {
         const id = JSON.parse(text!).id;
         acked.apiKeys.set(id, { revoked: false });
         // Revoke it again so the user stays under the active-key limit; also a write to keep.
-        const [del] = await timed(
-          "api-key",
-          () => fetch(`${load.base}/api/v1/me/api-keys/${id}`, { method: "DELETE", headers: auth }),
-        );
+        const [del] = await timed("api-key", () => revoke(id));
         if (del?.status === 204) acked.apiKeys.set(id, { revoked: true });
       } else if (res) {
-        acked.unsettled.push({ send, kind: "api-key" });
+        acked.unsettled.push({ send, kind: "api-key", revoke });
       }
       await sleep(40);
     }
@@ -162,13 +165,18 @@ async function prepare(db: Db) {
 
 /** Settles every idempotent request the outage left unanswered, as a client would. */
 async function settle(acked: Acked): Promise<void> {
-  for (const { send, kind } of acked.unsettled) {
+  for (const { send, kind, revoke } of acked.unsettled) {
     const res = await retryUntilFinal(send);
     const text = await res.text();
     assert.ok(res.status === 201 || res.status === 202, `${kind} retry: ${res.status} ${text}`);
     const id = JSON.parse(text).id;
-    if (kind === "api-key") acked.apiKeys.set(id, acked.apiKeys.get(id) ?? { revoked: false });
-    else acked.jobs.push(id);
+    if (kind === "command") acked.jobs.push(id);
+    else {
+      // Revoked again at once, like the load loop does, to stay under the active-key limit.
+      const del = await revoke!(id);
+      await del.body?.cancel();
+      acked.apiKeys.set(id, { revoked: del.status === 204 });
+    }
   }
 }
 
