@@ -1,6 +1,8 @@
 /**
- * Database faults: a real `proplab serve` process under steady load on PostgreSQL, reached
- * through a TCP proxy that is cut for SOAK_SECONDS and restored (SPEC §9, issue 9).
+ * Database faults: a real `proplab serve` process under steady load on PostgreSQL while the
+ * database goes away for SOAK_SECONDS and comes back (SPEC §9, issue 9): once cut at the TCP
+ * level (a proxy drops every connection), once really stopped and started with pg_ctl
+ * (a dedicated throwaway cluster; sessions end with 57P01 admin_shutdown).
  */
 import assert from "node:assert/strict";
 import { ON_POSTGRES } from "../tests/support/db.ts";
@@ -8,8 +10,10 @@ import { DB_TEST } from "../tests/support/assert.ts";
 import { startCutProxy } from "../tests/support/proxy.ts";
 import { type ServerProcess, spawnServer } from "../tests/support/process.ts";
 import { createApiKey, createOpsToken, createUser } from "../tests/support/fixtures.ts";
-import type { Db } from "../db/client.ts";
+import { absorbBackgroundDisconnects, type Db, openPostgres } from "../db/client.ts";
+import { loadMigrations, migrate } from "../db/migrate.ts";
 import {
+  canRunOwnCluster,
   crashLines,
   liveness,
   login,
@@ -21,6 +25,7 @@ import {
   setSettings,
   sleep,
   SOAK_SECONDS,
+  startOwnCluster,
   waitUntil,
 } from "./support.ts";
 
@@ -231,20 +236,24 @@ function summarise(samples: Sample[], cutAt: number, restoreAt: number) {
   };
 }
 
-Deno.test({
-  ...DB_TEST,
-  ignore: !ON_POSTGRES,
-  name: `database cut for ${SOAK_SECONDS} s under load: 503 fast, recovers, loses nothing`,
-}, async () => {
-  const { url, db } = await scratchDatabase();
-  const target = new URL(url);
-  const proxy = startCutProxy({ hostname: target.hostname, port: Number(target.port) });
-  const viaProxy = new URL(url);
-  viaProxy.port = String(proxy.port);
+/** A way to take the database away and bring it back. */
+interface Outage {
+  /** What the server's DATABASE_URL points at. */
+  serverUrl: string;
+  /** The test's own handle on the same database, for setup and the final checks. */
+  db: Db;
+  down(): Promise<void>;
+  up(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Runs the load through one outage and asserts what SPEC §9 promises. */
+async function soakThrough(outage: Outage): Promise<void> {
+  const { db } = outage;
   let server: ServerProcess | null = null;
   try {
     const { user, apiKey, opsToken } = await prepare(db);
-    server = await spawnServer({ DATABASE_URL: viaProxy.toString(), LOG_LEVEL: "warn" });
+    server = await spawnServer({ DATABASE_URL: outage.serverUrl, LOG_LEVEL: "warn" });
     const alive = liveness(server);
     const { accessToken } = await login(server.base, user);
 
@@ -257,10 +266,10 @@ Deno.test({
     );
     await sleep(BEFORE_MS);
     const cutAt = performance.now() - t0;
-    proxy.down();
+    await outage.down();
     await sleep(OUTAGE_MS);
     const restoreAt = performance.now() - t0;
-    proxy.up();
+    await outage.up();
     await sleep(AFTER_MS);
     stopped = true;
     await clients.done;
@@ -292,7 +301,52 @@ Deno.test({
     );
   } finally {
     await server?.stop();
-    proxy.close();
-    await db.close();
+    await outage.close();
   }
+}
+
+Deno.test({
+  ...DB_TEST,
+  ignore: !ON_POSTGRES,
+  name: `database cut (TCP) for ${SOAK_SECONDS} s under load: 503 fast, recovers, loses nothing`,
+}, async () => {
+  const { url, db } = await scratchDatabase();
+  const target = new URL(url);
+  const proxy = startCutProxy({ hostname: target.hostname, port: Number(target.port) });
+  const viaProxy = new URL(url);
+  viaProxy.port = String(proxy.port);
+  await soakThrough({
+    serverUrl: viaProxy.toString(),
+    db,
+    down: async () => proxy.down(),
+    up: async () => proxy.up(),
+    async close() {
+      proxy.close();
+      await db.close();
+    },
+  });
+});
+
+Deno.test({
+  ...DB_TEST,
+  ignore: !ON_POSTGRES || !canRunOwnCluster(),
+  name:
+    `PostgreSQL stopped (pg_ctl) for ${SOAK_SECONDS} s under load: 503 fast, recovers, loses nothing`,
+}, async () => {
+  const cluster = await startOwnCluster();
+  // The test's own pool loses its connections too; its reconnect failures are expected.
+  const unabsorb = absorbBackgroundDisconnects(() => {});
+  const db = openPostgres(cluster.url, { max: 4 });
+  await migrate(db, await loadMigrations());
+  await soakThrough({
+    serverUrl: cluster.url,
+    db,
+    down: () => cluster.stop(),
+    up: () => cluster.start(),
+    async close() {
+      await db.close();
+      await cluster.destroy();
+      setTimeout(unabsorb, 10_000);
+    },
+  });
 });

@@ -128,3 +128,58 @@ export function liveness(p: ServerProcess): { alive(): boolean } {
   p.child.status.then(() => exited = true);
   return { alive: () => !exited };
 }
+
+const PG_BIN_ROOT = "/usr/lib/postgresql";
+
+/** True when this process may run its own PostgreSQL cluster (root, server binaries installed). */
+export function canRunOwnCluster(): boolean {
+  try {
+    return Deno.uid() === 0 && [...Deno.readDirSync(PG_BIN_ROOT)].length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** A throwaway PostgreSQL cluster owned by one test, to stop and start for real. */
+export interface OwnCluster {
+  url: string;
+  /** `pg_ctl stop -m fast`: sessions are terminated (57P01), new connections refused. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+async function run(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return text;
+}
+
+/** Starts a cluster with scripts/pg-throwaway.sh and drives it with pg_ctl. */
+export async function startOwnCluster(): Promise<OwnCluster> {
+  const script = new URL("../scripts/pg-throwaway.sh", import.meta.url).pathname;
+  const printed = await run("bash", [script]);
+  const dir = printed.match(/^PGDIR=(.*)$/m)![1];
+  const url = printed.match(/^DATABASE_URL=(.*)$/m)![1];
+  const versions = [...Deno.readDirSync(PG_BIN_ROOT)].map((e) => e.name)
+    .sort((a, b) => Number(a) - Number(b));
+  const pgCtl = `${PG_BIN_ROOT}/${versions.at(-1)}/bin/pg_ctl`;
+  const port = new URL(url).port;
+  // The same server options as pg-throwaway.sh starts it with.
+  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=300 ` +
+    `-c fsync=off`;
+  const pgCtlAs = (...args: string[]) =>
+    run("runuser", ["-u", "postgres", "--", pgCtl, "-D", `${dir}/data`, ...args]);
+  return {
+    url,
+    stop: async () => void await pgCtlAs("-m", "fast", "-w", "stop"),
+    start: async () => void await pgCtlAs("-l", `${dir}/server.log`, "-w", "-o", opts, "start"),
+    async destroy() {
+      await run("bash", [script, "stop", dir]);
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
