@@ -87,6 +87,7 @@ Deno.test({
     const job = (await db.query<{ id: string; state: string }>("select id, state from jobs"))[0];
     assert.equal(job.state, "running");
     assert.equal((await first.stop("SIGKILL")).signal, "SIGKILL");
+    const killedAt = performance.now();
     const [loginAnswer, keyAnswer, commandAnswer] = await Promise.all(inflight);
     assert.ok(loginAnswer instanceof Error && keyAnswer instanceof Error, "cut off by the kill");
     assert.equal(commandAnswer, 202);
@@ -98,6 +99,7 @@ Deno.test({
     assert.equal(busy.status, 409, await busy.text());
     assert.ok(Number(busy.headers.get("retry-after")) >= 1);
     const created = await retryUntilFinal(() => createKey(second!.base));
+    const keyRetryMs = Math.round(performance.now() - killedAt);
     const createdText = await created.text();
     assert.equal(created.status, 201, createdText);
     assert.equal(created.headers.get("idempotent-replayed"), null, "the retry ran the effect");
@@ -143,6 +145,8 @@ Deno.test({
       "select count(*)::int as n from picks where game_date = '2026-02-01'",
     );
     assert.equal(picks[0].n, PICKS.length, "the day's picks were written once");
+    const jobMs = Math.round(performance.now() - killedAt);
+    console.log(`after kill -9: key retry ran ${keyRetryMs} ms, job finished ${jobMs} ms later`);
   } finally {
     await second?.stop();
     await db.close();
