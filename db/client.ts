@@ -78,6 +78,11 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
     connect_timeout: opts.connectTimeoutSeconds ?? 2,
     idle_timeout: 60,
     max_lifetime: 60 * 30,
+    // Seconds before a closed connection reconnects. The default grows with every failure,
+    // shared by the pool, up to 20 s, and a query handed to that connection waits it out:
+    // requests hung during an outage and for seconds after it. Short and jittered instead,
+    // so a query fails fast (→ 503) while the database is away and runs as soon as it is back.
+    backoff: () => 0.05 + Math.random() * 0.2,
     onnotice: () => {},
     connection: { application_name: "proplab" },
     types: {
@@ -123,8 +128,13 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
   return {
     kind: "postgres",
     ...pool,
-    transaction: <T>(fn: (tx: Queryable) => Promise<T>): Promise<T> =>
-      track(sql.begin((tx) => fn(wrap(tx))) as Promise<T>),
+    transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+      const conn = { lost: false };
+      const done = sql.begin((tx) => runOnLiveConnection(wrap(tx), fn, conn)) as Promise<T>;
+      // begin() rejects as soon as its connection closes, even between two statements.
+      done.catch((err) => conn.lost ||= isUnavailable(mapError(err)));
+      return track(done);
+    },
     async listen(channel, onPayload) {
       const sub = await sql.listen(channel, onPayload).catch((err) => {
         throw mapError(err);
@@ -138,6 +148,44 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
       await sql.end({ timeout: 5 });
     },
   };
+}
+
+const NEVER = new Promise<never>(() => {});
+
+/**
+ * Runs a transaction body so that nothing more is sent on its connection once the database
+ * dropped it. postgres.js 3.4.9 answers a failed body by writing ROLLBACK to the same
+ * connection; when that connection has closed, its socket is null and the write throws from
+ * a timer, uncaught, killing the process (seen in the outage soak). So after an
+ * "unavailable" error the body neither queries again nor settles: the driver sends nothing,
+ * and `begin()` itself rejects with CONNECTION_CLOSED through its own close handler, which
+ * is what the caller gets. Such an error always means the connection is gone (08xxx, 57P0x,
+ * reset, closed), so no live connection is held by the unsettled body.
+ */
+async function runOnLiveConnection<T>(
+  tx: Queryable,
+  fn: (tx: Queryable) => Promise<T>,
+  conn: { lost: boolean },
+) {
+  const guard = <R>(run: () => Promise<R>): Promise<R> => {
+    if (conn.lost) return Promise.reject(new DbUnavailableError("database connection lost"));
+    return run().catch((err) => {
+      conn.lost ||= isUnavailable(err);
+      throw err;
+    });
+  };
+  const guarded: Queryable = {
+    query: (text, params) => guard(() => tx.query(text, params)),
+    exec: (script) => guard(() => tx.exec(script)),
+  };
+  try {
+    const out = await fn(guarded);
+    // Closed after the last statement: COMMIT would be written to the dead connection.
+    return conn.lost ? await NEVER : out;
+  } catch (err) {
+    if (conn.lost || isUnavailable(err)) return await NEVER;
+    throw err;
+  }
 }
 
 /** Opens (creating on first use) an embedded PGlite database in `dataDir`; `null` = in memory. */

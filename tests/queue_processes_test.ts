@@ -97,6 +97,13 @@ Deno.test({
   await doomed.ready;
   const queued = await queueJob(db, "settle", { date: "2025-12-25" });
   await waitForJob(db, queued.id, ["running"]);
+  // Claimed, then its run recorded in a second statement: kill only once both happened.
+  for (let i = 0; i < 500; i++) {
+    if ((await listPipelineRuns(db, { jobId: queued.id }, { limit: 1, cursor: null })).length) {
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
   doomed.child.kill("SIGKILL");
   assert.equal((await doomed.child.status).signal, "SIGKILL");
   const worker = startTestWorker(db, { staleMs: 400 });
