@@ -15,6 +15,7 @@ import { loadMigrations, migrate } from "../db/migrate.ts";
 import {
   canRunOwnCluster,
   crashLines,
+  credentialsOf,
   liveness,
   login,
   NO_LIMITS,
@@ -115,7 +116,7 @@ function loadClients(load: Load, t0: number, stopAt: () => boolean) {
     while (!stopAt()) {
       const [res, text] = await timed(
         "login",
-        () => postJson(`${load.base}/api/v1/auth/login`, load.user, {}),
+        () => postJson(`${load.base}/api/v1/auth/login`, credentialsOf(load.user), {}),
       );
       if (res?.status === 200) acked.sessions.push(sessionIdOf(JSON.parse(text!).accessToken));
       await sleep(150); // scrypt is deliberately costly; keep the machine for the others

@@ -11,6 +11,7 @@ import { type ServerProcess, spawnServer } from "../tests/support/process.ts";
 import { createOpsToken, createUser } from "../tests/support/fixtures.ts";
 import { type Db, openPostgres } from "../db/client.ts";
 import {
+  credentialsOf,
   login,
   NO_LIMITS,
   postJson,
@@ -74,7 +75,7 @@ Deno.test({
 
     const locks = await holdWriteLocks(url, ["refresh_tokens", "api_keys", "picks"]);
     const inflight = [
-      postJson(`${first.base}/api/v1/auth/login`, user, {}),
+      postJson(`${first.base}/api/v1/auth/login`, credentialsOf(user), {}),
       createKey(first.base),
       postJson(`${first.base}/api/v1/ops/commands`, {
         type: "ingest",

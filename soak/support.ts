@@ -183,3 +183,8 @@ export async function startOwnCluster(): Promise<OwnCluster> {
     },
   };
 }
+
+/** The login body for a fixture user: only the fields POST /auth/login accepts. */
+export function credentialsOf(user: { email: string; password: string }) {
+  return { email: user.email, password: user.password };
+}
