@@ -4,47 +4,40 @@ import { startTestServer, type TestServer } from "./support/server.ts";
 import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { deferred, queueJob, startTestWorker, waitForJob } from "./support/jobs.ts";
 import { claimNextJob, finishJob, type Job } from "../db/jobs.ts";
-import type { Principal, Scope, Tier } from "../lib/policy.ts";
+import type { Scope } from "../lib/policy.ts";
+import { accessTokenFor, createOpsToken, createUser } from "./support/fixtures.ts";
 import type { JobHandler } from "../worker/job.ts";
 
 const tdb = await openTestDb();
 const db = tdb.db;
 
-// Credentials are another part's work: until it lands, a test-only header names the caller,
-// e.g. `opsToken ops:read,ops:commands` or `jwt admin` / `jwt sharp`.
-// TODO(lead): re-point these tests at real admin JWTs and ops tokens after the merge.
-function testPrincipal(req: Request): Promise<Principal | null> {
-  const h = req.headers.get("x-test-principal");
-  if (!h) return Promise.resolve(null);
-  const [kind, arg = ""] = h.split(" ");
-  if (kind === "opsToken") {
-    return Promise.resolve({
-      kind: "opsToken",
-      subject: "ops:tok1",
-      userId: null,
-      tier: null,
-      scopes: arg.split(",").filter(Boolean) as Scope[],
-      credentialId: "tok1",
-    });
-  }
-  const tier = arg as Tier;
-  return Promise.resolve({
-    kind: "jwt",
-    subject: "user:u1",
-    userId: "u1",
-    tier,
-    scopes: tier === "admin" ? ["ops:read", "ops:commands", "ops:config", "ops:tokens"] : [],
-    credentialId: "s1",
-  });
-}
+// Real credentials, made fresh after every reset: ops tokens with the named scopes, and
+// access tokens of an admin and a sharp user.
+const AS: Record<string, Record<string, string>> = {};
+let OPS: Record<string, string> = {};
+let ADMIN: Record<string, string> = {};
+let OPS_SUBJECT = "";
 
-const OPS = { "x-test-principal": "opsToken ops:read,ops:commands" };
-const ADMIN = { "x-test-principal": "jwt admin" };
+async function useRealCredentials(s: TestServer): Promise<void> {
+  const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+  const scoped = async (scopes: Scope[]) => bearer(await createOpsToken(db, scopes));
+  AS["opsToken ops:read,ops:commands"] = await scoped(["ops:read", "ops:commands"]);
+  AS["opsToken ops:read"] = await scoped(["ops:read"]);
+  AS["opsToken ops:commands"] = await scoped(["ops:commands"]);
+  AS["jwt admin"] = bearer(await accessTokenFor(s, await createUser(db, { tier: "admin" })));
+  AS["jwt sharp"] = bearer(await accessTokenFor(s, await createUser(db, { tier: "sharp" })));
+  OPS = AS["opsToken ops:read,ops:commands"];
+  ADMIN = AS["jwt admin"];
+  const [tok] = await db.query<{ id: string }>(
+    "select id from ops_tokens order by created_at limit 1",
+  );
+  OPS_SUBJECT = `ops:${tok.id}`;
+}
 
 async function withServer(fn: (s: TestServer) => Promise<void>) {
   await tdb.reset();
   const server = await startTestServer(db, { WORKER: "off" });
-  server.running.deps.authenticate = testPrincipal;
+  await useRealCredentials(server);
   try {
     await fn(server);
   } finally {
@@ -94,7 +87,7 @@ Deno.test(
         "select created_by from jobs where id = $1",
         [job.id],
       );
-      assert.equal(row.created_by, "ops:tok1");
+      assert.equal(row.created_by, OPS_SUBJECT);
       const viaJwt = await post(s, "/api/v1/ops/commands", {
         type: "score-day",
         params: { date: "2026-01-15" },
@@ -146,11 +139,11 @@ Deno.test(
         await assertProblem(await post(s, path, {}, {}), 401, "unauthorized");
       });
       await t.step("403 for an ops token without ops:commands", async () => {
-        const res = await post(s, path, {}, { "x-test-principal": "opsToken ops:read" });
+        const res = await post(s, path, {}, AS["opsToken ops:read"]);
         await assertProblem(res, 403, "forbidden");
       });
       await t.step("403 for a sharp user's JWT", async () => {
-        const res = await post(s, path, {}, { "x-test-principal": "jwt sharp" });
+        const res = await post(s, path, {}, AS["jwt sharp"]);
         await assertProblem(res, 403, "forbidden");
       });
       assert.equal((await db.query("select 1 from jobs")).length, 0, "nothing was queued");
@@ -170,7 +163,7 @@ Deno.test({
     await assertProblem(await get(s, `/api/v1/ops/jobs/${crypto.randomUUID()}`), 404, "not-found");
     await assertProblem(await get(s, "/api/v1/ops/jobs/not-a-uuid"), 404, "not-found");
     const res403 = await get(s, `/api/v1/ops/jobs/${job.id}`, {
-      "x-test-principal": "opsToken ops:commands",
+      ...AS["opsToken ops:commands"],
     });
     await assertProblem(res403, 403, "forbidden");
   });
@@ -288,7 +281,7 @@ Deno.test(
       await t.step("403 without ops:commands", async () => {
         const job = await queueJob(db, "settle", { date: "2026-01-15" });
         const res = await post(s, `/api/v1/ops/commands/${job.id}/cancel`, {}, {
-          "x-test-principal": "opsToken ops:read",
+          ...AS["opsToken ops:read"],
         });
         await assertProblem(res, 403, "forbidden");
       });
@@ -305,7 +298,7 @@ Deno.test({
   const server = await startTestServer(db, {
     INGEST_DIR: new URL("./fixtures/ingest", import.meta.url).pathname,
   });
-  server.running.deps.authenticate = testPrincipal;
+  await useRealCredentials(server);
   try {
     assert.ok(server.running.worker, "WORKER defaults to on");
     const ids: string[] = [];
