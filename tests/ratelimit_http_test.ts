@@ -16,8 +16,11 @@ const tdb = await openTestDb();
 const T0 = Date.UTC(2026, 4, 27, 12, 0, 0);
 const QUOTA_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded";
 
-// Test-only routes, one per limit class. TODO(lead): once credentials land, re-point these
-// tests at the real data, ops and login routes with real API keys, JWTs and ops tokens.
+// Test-only routes, one per limit class, under a fixed clock so the window arithmetic is
+// exact, with a header-named principal so subjects stay stable across steps. The limiter
+// and the database are real. The same limits through the real routes with real API keys,
+// access tokens and ops tokens: tests/e2e_test.ts, tests/perf_test.ts and
+// soak/multi_instance_test.ts.
 const ROUTES: Route[] = [
   {
     method: "GET",
