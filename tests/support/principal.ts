@@ -1,6 +1,9 @@
 /**
  * A test-only authenticator: the principal comes from an `x-test-principal` header.
- * Stands in for the real credentials until they are merged; database and routes stay real.
+ * Used by the ops/data route tests that run the server on a fixed clock months away from
+ * the database's own now(), where real sessions would read as expired; the routes, policy
+ * and database stay real. Real credentials on the same routes: tests/auth_suite_test.ts
+ * (every protected route), tests/e2e_test.ts, tests/hostile_input_test.ts and soak/.
  */
 import type { CredentialKind, Principal, Scope, Tier } from "../../lib/policy.ts";
 import type { TestServer } from "./server.ts";
