@@ -119,16 +119,23 @@ export async function findApiKeysByHashes(
   return hashes.map((h) => byHash.get(h) ?? null);
 }
 
-/** Records when keys were last used (batched write-behind; never moves a time backwards). */
-export async function updateApiKeysLastUsed(
+/** Tables whose rows carry a `last_used_at` written behind in batches. */
+export type CredentialTable = "api_keys" | "ops_tokens";
+
+/**
+ * Records when credentials of `table` were last used (batched write-behind; never moves a
+ * time backwards). `table` is one of two fixed names, never caller input.
+ */
+export async function updateCredentialsLastUsed(
   q: Queryable,
+  table: CredentialTable,
   used: { id: string; at: Date }[],
 ): Promise<void> {
   if (!used.length) return;
   await q.query(
-    `update api_keys k set last_used_at = greatest(k.last_used_at, u.at)
+    `update ${table} c set last_used_at = greatest(c.last_used_at, u.at)
        from (select unnest($1::uuid[]) as id, unnest($2::timestamptz[]) as at) u
-      where k.id = u.id`,
+      where c.id = u.id`,
     [used.map((x) => x.id), used.map((x) => x.at.toISOString())],
   );
 }

@@ -82,17 +82,3 @@ export async function findOpsTokenByHash(q: Queryable, hash: string): Promise<Op
   );
   return rows[0] ?? null;
 }
-
-/** Records when tokens were last used (batched write-behind). */
-export async function updateOpsTokensLastUsed(
-  q: Queryable,
-  used: { id: string; at: Date }[],
-): Promise<void> {
-  if (!used.length) return;
-  await q.query(
-    `update ops_tokens t set last_used_at = greatest(t.last_used_at, u.at)
-       from (select unnest($1::uuid[]) as id, unnest($2::timestamptz[]) as at) u
-      where t.id = u.id`,
-    [used.map((x) => x.id), used.map((x) => x.at.toISOString())],
-  );
-}

@@ -21,10 +21,10 @@ import {
   type ApiKeyOwner,
   findApiKeyByHash,
   findApiKeysByHashes,
-  updateApiKeysLastUsed,
+  updateCredentialsLastUsed,
 } from "../db/api_keys.ts";
 import { createBatcher } from "../lib/batch.ts";
-import { findOpsTokenByHash, updateOpsTokensLastUsed } from "../db/ops_tokens.ts";
+import { findOpsTokenByHash } from "../db/ops_tokens.ts";
 import { findLiveSessionUser, type SessionUser } from "../db/sessions.ts";
 import { findUsersOfLiveSessions } from "../db/users.ts";
 import {
@@ -65,8 +65,8 @@ function createUsageTracker(db: Db, log: Logger): UsageTracker {
     },
     async flush() {
       try {
-        await updateApiKeysLastUsed(db, drain(pending.apiKey));
-        await updateOpsTokensLastUsed(db, drain(pending.opsToken));
+        await updateCredentialsLastUsed(db, "api_keys", drain(pending.apiKey));
+        await updateCredentialsLastUsed(db, "ops_tokens", drain(pending.opsToken));
       } catch (err) {
         log.warn("lastUsedAt flush failed", errorFields(err));
       }

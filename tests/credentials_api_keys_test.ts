@@ -1,26 +1,14 @@
 import assert from "node:assert/strict";
 import { openTestDb } from "./support/db.ts";
-import { startTestServer, type TestServer } from "./support/server.ts";
+import type { TestServer } from "./support/server.ts";
 import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { accessTokenFor, createApiKey, createUser } from "./support/fixtures.ts";
-import { PROBE_ROUTES } from "./support/probe_routes.ts";
-import { ROUTES } from "../routes/mod.ts";
+import { withProbeServer } from "./support/probe_routes.ts";
 import { MAX_API_KEYS } from "../routes/api_keys.ts";
 
 const tdb = await openTestDb();
 
-async function withServer(fn: (s: TestServer) => Promise<void>) {
-  await tdb.reset();
-  // A strictly increasing clock: rows created in one millisecond still list in order.
-  let last = 0;
-  const now = () => (last = Math.max(Date.now(), last + 1));
-  const server = await startTestServer(tdb.db, {}, now, [...ROUTES, ...PROBE_ROUTES]);
-  try {
-    await fn(server);
-  } finally {
-    await server.stop();
-  }
-}
+const withServer = (fn: (s: TestServer) => Promise<void>) => withProbeServer(tdb, fn);
 
 const KEYS = "/api/v1/me/api-keys";
 

@@ -1,26 +1,14 @@
 import assert from "node:assert/strict";
 import { openTestDb } from "./support/db.ts";
-import { startTestServer, type TestServer } from "./support/server.ts";
+import type { TestServer } from "./support/server.ts";
 import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { accessTokenFor, createApiKey, createOpsToken, createUser } from "./support/fixtures.ts";
-import { PROBE_ROUTES } from "./support/probe_routes.ts";
-import { ROUTES } from "../routes/mod.ts";
+import { withProbeServer } from "./support/probe_routes.ts";
 
 const tdb = await openTestDb();
 const TOKENS = "/api/v1/ops/tokens";
 
-async function withServer(fn: (s: TestServer) => Promise<void>) {
-  await tdb.reset();
-  // A strictly increasing clock: rows created in one millisecond still list in order.
-  let last = 0;
-  const now = () => (last = Math.max(Date.now(), last + 1));
-  const server = await startTestServer(tdb.db, {}, now, [...ROUTES, ...PROBE_ROUTES]);
-  try {
-    await fn(server);
-  } finally {
-    await server.stop();
-  }
-}
+const withServer = (fn: (s: TestServer) => Promise<void>) => withProbeServer(tdb, fn);
 
 function create(s: TestServer, bearer: string, body: unknown, extra: HeadersInit = {}) {
   return fetch(s.url(TOKENS), {
