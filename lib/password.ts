@@ -29,7 +29,11 @@ export interface PasswordHasher {
   needsRehash(stored: string): boolean;
 }
 
-function derive(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
+/** The key derivation a hasher runs: scrypt by default; tests wrap it to count calls. */
+export type Kdf = (password: string, salt: Uint8Array, params: ScryptParams) => Promise<Uint8Array>;
+
+/** scrypt on node's thread pool. */
+export const scryptKdf: Kdf = (password, salt, params) => {
   const N = 2 ** params.ln;
   // 128·N·r bytes are needed; leave headroom above node's 32 MiB default.
   const maxmem = 256 * N * params.r;
@@ -39,7 +43,7 @@ function derive(password: string, salt: Uint8Array, params: ScryptParams): Promi
       key,
     ) => err ? reject(err) : resolve(new Uint8Array(key)));
   });
-}
+};
 
 const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
 const unb64 = (text: string) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
@@ -62,18 +66,21 @@ function formatHash(params: ScryptParams, salt: Uint8Array, key: Uint8Array): st
   return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${b64(salt)}$${b64(key)}`;
 }
 
-/** A scrypt hasher with `params` for new hashes. */
-export function createPasswordHasher(params: ScryptParams = DEFAULT_SCRYPT): PasswordHasher {
+/** A scrypt hasher with `params` for new hashes, deriving keys with `kdf`. */
+export function createPasswordHasher(
+  params: ScryptParams = DEFAULT_SCRYPT,
+  kdf: Kdf = scryptKdf,
+): PasswordHasher {
   // Verifying an unknown email costs one full scrypt with the current parameters.
   const dummy = formatHash(params, new Uint8Array(SALT_LENGTH), new Uint8Array(KEY_LENGTH));
   return {
     async hash(password) {
       const salt = crypto.getRandomValues(new Uint8Array(SALT_LENGTH));
-      return formatHash(params, salt, await derive(password, salt, params));
+      return formatHash(params, salt, await kdf(password, salt, params));
     },
     async verify(password, stored) {
       const parsed = parseHash(stored ?? dummy) ?? parseHash(dummy)!;
-      const key = await derive(password, parsed.salt, parsed.params);
+      const key = await kdf(password, parsed.salt, parsed.params);
       return stored !== null && key.byteLength === parsed.key.byteLength &&
         timingSafeEqual(key, parsed.key);
     },

@@ -4,6 +4,7 @@ import { createLogger } from "../../lib/log.ts";
 import { buildApp, type Running } from "../../server.ts";
 import type { Db } from "../../db/client.ts";
 import type { Route } from "../../routes/context.ts";
+import type { PasswordHasher } from "../../lib/password.ts";
 
 /** A running test server. */
 export interface TestServer {
@@ -23,11 +24,12 @@ export async function startTestServer(
   env: Record<string, string> = {},
   now?: () => number,
   routes?: readonly Route[],
+  passwords?: PasswordHasher,
 ): Promise<TestServer> {
   const config = loadConfig({ LOG_LEVEL: "debug", ...env });
   const rawLogs: string[] = [];
   const log = createLogger(config.logLevel, (line) => rawLogs.push(line));
-  const running = await buildApp(config, db, log, now, routes);
+  const running = await buildApp(config, db, log, now, routes, passwords);
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen: () => {} },
     running.app.fetch,
