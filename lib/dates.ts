@@ -25,11 +25,21 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   return f;
 }
 
+// The last answer per zone, for the minute it was computed in: zone offsets are whole
+// minutes, so the date can only change on a minute boundary (the data API asks per request).
+const lastDate = new Map<string, { minute: number; date: string }>();
+
 /** The calendar date (YYYY-MM-DD) at instant `ms` in IANA time zone `timeZone`. */
 export function dateInZone(ms: number, timeZone: string): string {
+  const minute = Math.floor(ms / 60_000);
+  const last = lastDate.get(timeZone);
+  if (last?.minute === minute) return last.date;
   const parts = formatterFor(timeZone).formatToParts(new Date(ms));
   const get = (type: string) => parts.find((p) => p.type === type)!.value;
-  return `${get("year")}-${get("month")}-${get("day")}`;
+  const date = `${get("year")}-${get("month")}-${get("day")}`;
+  if (lastDate.size > 64) lastDate.clear();
+  lastDate.set(timeZone, { minute, date });
+  return date;
 }
 
 /** True when `s` is a UUID (any version); used to answer 404, not 500, for other ids. */

@@ -52,7 +52,7 @@ async function withServer(
   }
 }
 
-Deno.test("constantTimeEqual() compares through node:crypto timingSafeEqual", async () => {
+Deno.test("constantTimeEqual() compares every character with no early exit", async () => {
   assert.equal(constantTimeEqual("abc", "abc"), true);
   assert.equal(constantTimeEqual("abc", "abd"), false);
   assert.equal(constantTimeEqual("abc", "abcd"), false);
@@ -60,7 +60,9 @@ Deno.test("constantTimeEqual() compares through node:crypto timingSafeEqual", as
   // Review by source: each secret comparison goes through a constant-time primitive.
   const src = (p: string) => Deno.readTextFile(new URL(p, import.meta.url));
   const secrets = await src("../lib/secrets.ts");
-  assert.match(secrets, /return timingSafeEqual\(ab, bb\);/);
+  assert.match(secrets, /diff \|= a\.charCodeAt\(i\) \^ b\.charCodeAt\(i\);/);
+  assert.equal(constantTimeEqual("a".repeat(64), "a".repeat(63) + "b"), false);
+  assert.equal(constantTimeEqual("", ""), true);
   assert.match(secrets, /return constantTimeEqual\(rest\.slice\(BODY_LENGTH\), checksum/);
   assert.match(await src("../lib/password.ts"), /timingSafeEqual\(key, parsed\.key\)/);
   assert.match(await src("../lib/jwt.ts"), /crypto\.subtle\.verify\("HMAC"/);
