@@ -4,7 +4,7 @@
  */
 import { ApiError, internalError, problemResponse } from "./lib/problem.ts";
 import { checkHeaderSize, clientIpFrom, requestIdFrom, withBodyDeadline } from "./lib/http.ts";
-import { authorize } from "./lib/policy.ts";
+import { authorize, StalePrincipal } from "./lib/policy.ts";
 import { createRouter } from "./lib/router.ts";
 import { corsHeaders, isPreflight, preflightResponse } from "./lib/cors.ts";
 import { errorFields } from "./lib/log.ts";
@@ -48,19 +48,37 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     const route = match.route;
     ctx.route = route;
     ctx.params = match.params;
-    ctx.principal = route.auth.length && deps.authenticate
-      ? await deps.authenticate(ctx.req, route)
-      : null;
-    const decision = authorize(ctx.principal, route);
-    if (!decision.allow) {
-      throw new ApiError(decision.status === 401 ? "unauthorized" : "forbidden", decision.reason);
-    }
+    await admit(ctx, route, false);
     const next = async () => {
-      if (route.limit && deps.rateLimit) await deps.rateLimit(ctx, route);
+      if (route.limit && deps.rateLimit) await limit(ctx, route);
       return await route.handler(ctx);
     };
     if (route.idempotent && deps.idempotency) return await deps.idempotency(ctx, route, next);
     return await next();
+  }
+
+  // Authenticates and authorizes. A speculative principal (recalled, unchecked) that would be
+  // refused is looked up afresh first: the refusal must hold for the caller as it is now.
+  async function admit(ctx: Ctx, route: Route, fresh: boolean): Promise<void> {
+    ctx.principal = route.auth.length && deps.authenticate
+      ? await deps.authenticate(ctx.req, route, fresh)
+      : null;
+    const decision = authorize(ctx.principal, route);
+    if (decision.allow) return;
+    if (ctx.principal?.speculative) return await admit(ctx, route, true);
+    throw new ApiError(decision.status === 401 ? "unauthorized" : "forbidden", decision.reason);
+  }
+
+  // The rate limit, which also checks a speculative principal: when that no longer holds,
+  // nothing was charged, and the request is admitted again from a fresh lookup.
+  async function limit(ctx: Ctx, route: Route): Promise<void> {
+    try {
+      await deps.rateLimit!(ctx, route);
+    } catch (err) {
+      if (!(err instanceof StalePrincipal)) throw err;
+      await admit(ctx, route, true);
+      await deps.rateLimit!(ctx, route);
+    }
   }
 
   function toProblem(err: unknown, ctx: Ctx): Response {

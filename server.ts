@@ -18,6 +18,7 @@ import { bootstrapAdmin } from "./routes/admin.ts";
 import type { PasswordHasher } from "./lib/password.ts";
 import { createRateLimit, startRateLimitPruner } from "./routes/ratelimit.ts";
 import { createDataCache } from "./routes/data.ts";
+import { createGate } from "./routes/gate.ts";
 import { createWorker, type Worker } from "./worker/worker.ts";
 
 /** Opens the configured database: PostgreSQL when DATABASE_URL is set, else PGlite in DATA_DIR. */
@@ -63,7 +64,8 @@ export async function buildApp(
   passwords?: PasswordHasher,
 ): Promise<Running> {
   const settings = await createSettings(db, log);
-  const identityService = await createIdentityService({ db, config, log, now, passwords });
+  const gate = createGate(db, now);
+  const identityService = await createIdentityService({ db, config, log, now, passwords, gate });
   const deps: Deps = {
     config,
     db,
@@ -77,7 +79,11 @@ export async function buildApp(
     idempotency: createIdempotency(),
     identity: identityService.identity,
     authenticate: identityService.authenticate,
-    rateLimit: createRateLimit(log),
+    rateLimit: createRateLimit(log, {
+      gate,
+      forget: identityService.forget,
+      touch: identityService.identity.usage.touch,
+    }),
     dataCache: createDataCache(db),
   };
   deps.recordError = (ctx, status) => recordRequestError(deps, ctx, status);

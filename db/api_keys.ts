@@ -1,7 +1,6 @@
 /** Queries of the api_keys table. */
 import type { Queryable } from "./client.ts";
 import type { Cursor } from "../lib/pagination.ts";
-import type { Tier } from "../lib/policy.ts";
 
 /** An API key as listed (never its hash). */
 export interface ApiKeyRow {
@@ -11,17 +10,6 @@ export interface ApiKeyRow {
   created_at: Date;
   expires_at: Date | null;
   last_used_at: Date | null;
-}
-
-/** An API key resolved for authentication, with its owner's state now. */
-export interface ApiKeyOwner {
-  id: string;
-  key_hash: string;
-  user_id: string;
-  tier: Tier;
-  expires_at: Date | null;
-  revoked: boolean;
-  disabled: boolean;
 }
 
 const LISTED = "id, name, prefix, created_at, expires_at, last_used_at";
@@ -86,37 +74,6 @@ export async function revokeApiKey(
     [id, userId, at],
   );
   return rows.length === 1;
-}
-
-/** The key with this SHA-256 and its owner's tier and disabled flag, in one round trip. */
-export async function findApiKeyByHash(q: Queryable, hash: string): Promise<ApiKeyOwner | null> {
-  const rows = await q.query<ApiKeyOwner>(
-    `select k.id, k.key_hash, k.user_id, u.tier, k.expires_at,
-            k.revoked_at is not null as revoked, u.disabled
-       from api_keys k join users u on u.id = k.user_id
-      where k.key_hash = $1`,
-    [hash],
-  );
-  return rows[0] ?? null;
-}
-
-/**
- * The keys with these SHA-256 hashes (with their owners' tier and disabled flag), in one
- * round trip: one entry per hash, in order, null where no key has it.
- */
-export async function findApiKeysByHashes(
-  q: Queryable,
-  hashes: readonly string[],
-): Promise<(ApiKeyOwner | null)[]> {
-  const rows = await q.query<ApiKeyOwner>(
-    `select k.id, k.key_hash, k.user_id, u.tier, k.expires_at,
-            k.revoked_at is not null as revoked, u.disabled
-       from api_keys k join users u on u.id = k.user_id
-      where k.key_hash = any($1::text[])`,
-    [[...new Set(hashes)]],
-  );
-  const byHash = new Map(rows.map((r) => [r.key_hash, r]));
-  return hashes.map((h) => byHash.get(h) ?? null);
 }
 
 /** Tables whose rows carry a `last_used_at` written behind in batches. */

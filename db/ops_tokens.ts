@@ -72,13 +72,3 @@ export async function revokeOpsToken(q: Queryable, id: string, at: Date): Promis
   );
   return rows.length === 1;
 }
-
-/** The ops token with this SHA-256, or null. */
-export async function findOpsTokenByHash(q: Queryable, hash: string): Promise<OpsTokenAuth | null> {
-  const rows = await q.query<OpsTokenAuth>(
-    `select id, token_hash, scopes, expires_at, revoked_at is not null as revoked
-       from ops_tokens where token_hash = $1`,
-    [hash],
-  );
-  return rows[0] ?? null;
-}

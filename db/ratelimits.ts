@@ -79,7 +79,10 @@ export async function chargeRateLimitGroups(
     Math.floor(nowMs),
     groups.map((g) => g.n),
   ]);
-  return groups.map((g, i) => spread(g, rows.filter((r) => Number(r.grp) === i + 1)));
+  return groups.map((g, i) => {
+    const own = rows.filter((r) => Number(r.grp) === i + 1);
+    return spreadCharges(g.charges, new Map(own.map((r) => [r.key, r])), g.n);
+  });
 }
 
 /** Charges `n` concurrent requests against the same `charges` (one group). */
@@ -92,23 +95,38 @@ export async function chargeRateLimitWindowsBatch(
   return (await chargeRateLimitGroups(q, [{ charges, n }], nowMs))[0];
 }
 
-// One result per request of the group: request i < admitted saw its own charge and those
-// before it, not the later ones; the refused ones see the windows after all admissions.
-function spread(group: ChargeGroup, rows: ChargedRow[]): ChargeResult[] {
-  const byKey = new Map(rows.map((r) => [r.key, r]));
-  const final = group.charges.map((c) => {
+/** A charged window as the statement returns it. */
+export interface ChargedWindow {
+  head: number;
+  counts: number[];
+  admitted: number;
+}
+
+/**
+ * One result for each of the `n` requests of a group, from its windows after the statement
+ * (`byKey`): request i < admitted saw its own charge and those before it, not the later
+ * ones; the refused ones see the windows after all admissions. `held`: units the statement
+ * charged beyond the requests (a lease, lib/lease.ts), which no request's view counts.
+ */
+export function spreadCharges(
+  charges: readonly WindowCharge[],
+  byKey: ReadonlyMap<string, ChargedWindow>,
+  n: number,
+  held = 0,
+): ChargeResult[] {
+  const final = charges.map((c) => {
     const r = byKey.get(c.key);
     if (!r) throw new Error(`rate-limit window ${c.policy.name} missing after its check`);
     return { head: Number(r.head), counts: r.counts.map(Number) };
   });
-  const admitted = rows.length ? Number(rows[0].admitted) : 0;
+  const admitted = Number(byKey.get(charges[0].key)?.admitted ?? 0) - held;
   const seenBy = (i: number) =>
     final.map((s) => ({
       head: s.head,
-      counts: s.counts.map((c, j) => j === SLOTS ? c - (admitted - 1 - i) : c),
+      counts: s.counts.map((c, j) => j === SLOTS ? c - (admitted - 1 - i) - held : c),
     }));
   return Array.from(
-    { length: group.n },
+    { length: n },
     (_, i) =>
       i < admitted ? { admitted: true, states: seenBy(i) } : { admitted: false, states: final },
   );

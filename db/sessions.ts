@@ -101,21 +101,6 @@ export async function revokeSession(q: Queryable, id: string, at: Date): Promise
   ]);
 }
 
-/** The user behind a live session (one round trip per JWT request), or null. */
-export async function findLiveSessionUser(
-  q: Queryable,
-  sessionId: string,
-  userId: string,
-): Promise<SessionUser | null> {
-  const rows = await q.query<SessionUser>(
-    `select s.id as session_id, u.id as user_id, u.tier
-       from sessions s join users u on u.id = s.user_id
-      where s.id = $1 and s.user_id = $2 and s.revoked_at is null and not u.disabled`,
-    [sessionId, userId],
-  );
-  return rows[0] ?? null;
-}
-
 /** Revokes the session a refresh token (live or retired) belongs to (logout). */
 export async function revokeSessionByRefreshToken(
   q: Queryable,

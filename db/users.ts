@@ -2,7 +2,6 @@
 import type { Queryable } from "./client.ts";
 import type { Cursor } from "../lib/pagination.ts";
 import type { Tier } from "../lib/policy.ts";
-import type { SessionUser } from "./sessions.ts";
 
 /** A user row. */
 export interface UserRow {
@@ -109,25 +108,4 @@ export async function updateUserAccess(
     [id, change.tier, change.disabled, at],
   );
   return rows[0] ?? null;
-}
-
-/**
- * For each (session, user) pair of verified access tokens: the user's tier when that session
- * is live and the user enabled, else null; one round trip for all. Ids must be UUIDs.
- */
-export async function findUsersOfLiveSessions(
-  q: Queryable,
-  pairs: readonly { sessionId: string; userId: string }[],
-): Promise<(SessionUser | null)[]> {
-  const rows = await q.query<SessionUser>(
-    `select s.id as session_id, u.id as user_id, u.tier
-       from sessions s join users u on u.id = s.user_id
-      where s.id = any($1::uuid[]) and s.revoked_at is null and not u.disabled`,
-    [[...new Set(pairs.map((p) => p.sessionId))]],
-  );
-  const bySession = new Map(rows.map((r) => [r.session_id, r]));
-  return pairs.map((p) => {
-    const r = bySession.get(p.sessionId);
-    return r && r.user_id === p.userId ? r : null;
-  });
 }

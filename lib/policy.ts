@@ -23,6 +23,29 @@ export interface Principal {
   scopes: readonly Scope[];
   /** The API key, ops token or session the request came with. */
   credentialId: string;
+  /** How to look the credential up again (absent for principals made some other way). */
+  ref?: CredentialRef;
+  /**
+   * Recalled from an earlier request, not yet checked for this one: the request gate
+   * checks it in the same statement that charges the rate limits (routes/ratelimit.ts).
+   */
+  speculative?: boolean;
+}
+
+/** How a credential is looked up: API keys and ops tokens by hash, sessions by id. */
+export type CredentialRef =
+  | { kind: "apiKey" | "opsToken"; hash: string }
+  | { kind: "session"; sessionId: string };
+
+/**
+ * Thrown when a recalled principal no longer holds (revoked, tier changed): nothing was
+ * charged, and the request starts over from a fresh lookup.
+ */
+export class StalePrincipal extends Error {
+  constructor() {
+    super("the recalled principal no longer holds");
+    this.name = "StalePrincipal";
+  }
 }
 
 /** What a route asks of its caller; `auth: []` means public. */

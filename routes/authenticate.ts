@@ -1,10 +1,15 @@
 /**
  * Credential resolution (`Deps.authenticate`): a JWT, API key or ops token becomes a Principal
- * with the user's tier and disabled state *now*, in at most one database round trip. Nothing
- * is cached, so revocation, expiry, downgrade and disable apply on the very next request on
- * every instance. A format or checksum failure is refused before any lookup. Concurrent
- * API-key and session checks share one query (lib/batch.ts), which always starts after the
- * requests in it arrived: as fresh as one query each.
+ * with the user's tier and disabled state *now*. A format or checksum failure is refused
+ * before any lookup. Lookups go through the request gate (routes/gate.ts: one statement per
+ * tick for all concurrent requests, started after they arrived).
+ *
+ * On routes whose rate limit runs on the pool (`recallable`), a credential seen before is
+ * recalled from memory as a *speculative* principal: no lookup now, because the rate
+ * limiter's gate statement checks it while charging. If it no longer holds, nothing is
+ * charged and the request starts over with a fresh lookup (StalePrincipal). Either way the
+ * answer reflects the database as of the request: revocation, expiry, downgrade and disable
+ * apply on the very next request on every instance.
  */
 import { createHash } from "node:crypto";
 import type { Config } from "../lib/config.ts";
@@ -14,19 +19,19 @@ import { ApiError } from "../lib/problem.ts";
 import { presentedCredential } from "../lib/bearer.ts";
 import { createKeyring, JwtError, type KeyMaterial, type Keyring } from "../lib/jwt.ts";
 import { createPasswordHasher, type PasswordHasher } from "../lib/password.ts";
-import { type Principal, scopesForTier } from "../lib/policy.ts";
-import { constantTimeEqual, hashSecret, isWellFormedSecret, PREFIX } from "../lib/secrets.ts";
-import type { Db } from "../db/client.ts";
 import {
-  type ApiKeyOwner,
-  findApiKeyByHash,
-  findApiKeysByHashes,
-  updateCredentialsLastUsed,
-} from "../db/api_keys.ts";
-import { createBatcher } from "../lib/batch.ts";
-import { findOpsTokenByHash } from "../db/ops_tokens.ts";
-import { findLiveSessionUser, type SessionUser } from "../db/sessions.ts";
-import { findUsersOfLiveSessions } from "../db/users.ts";
+  type CredentialRef,
+  type Principal,
+  type Scope,
+  scopesForTier,
+  type Tier,
+} from "../lib/policy.ts";
+import { hashSecret, isWellFormedSecret, PREFIX } from "../lib/secrets.ts";
+import type { Db } from "../db/client.ts";
+import { updateCredentialsLastUsed } from "../db/api_keys.ts";
+import { createGate, type Gate } from "./gate.ts";
+import type { LiveCredential } from "../db/gate.ts";
+import type { Route } from "./context.ts";
 import {
   findSigningKeys,
   insertFirstSigningKey,
@@ -84,9 +89,19 @@ function configuredKey(secret: string): KeyMaterial {
 /** The running identity service: the Identity deps plus `authenticate` and a stop hook. */
 export interface IdentityService {
   identity: Identity;
-  authenticate(req: Request): Promise<Principal | null>;
+  /** `fresh`: look the credential up even where it could be recalled. */
+  authenticate(req: Request, route: Route, fresh?: boolean): Promise<Principal | null>;
+  /** Drops a recalled credential that turned out stale. */
+  forget(ref: CredentialRef): void;
   stop(): Promise<void>;
 }
+
+/** Principals recalled per credential; cleared whole when full. */
+const RECALL_MAX = 100_000;
+
+/** True when `route`'s rate limiter runs on the pool and so checks a recalled credential. */
+export const recallable = (route: Route): boolean =>
+  route.limit !== undefined && route.limit !== "login" && !route.idempotent;
 
 /** Builds the identity service once at startup (creates the first signing key if needed). */
 export async function createIdentityService(opts: {
@@ -95,6 +110,8 @@ export async function createIdentityService(opts: {
   log: Logger;
   now: () => number;
   passwords?: PasswordHasher;
+  /** The gate lookups go through; default one of its own over `db`. */
+  gate?: Gate;
 }): Promise<IdentityService> {
   const { db, config, log, now } = opts;
   const fixed = config.jwtSecret ? configuredKey(config.jwtSecret) : null;
@@ -109,17 +126,26 @@ export async function createIdentityService(opts: {
   const usage = createUsageTracker(db, log);
   const flushTimer = setInterval(() => void usage.flush(), USAGE_FLUSH_MS);
   const identity = { keyring, passwords: opts.passwords ?? createPasswordHasher(), usage };
-  // Concurrent API-key checks share one query per tick (a batch never started before its
-  // requests arrived, so revocation still applies to the very next request).
-  const findApiKey = createBatcher((hashes: string[]) => findApiKeysByHashes(db, hashes), 2);
-  const findSessionUser = createBatcher(
-    (pairs: SessionPair[]) => findUsersOfLiveSessions(db, pairs),
-    2,
-  );
+  const gate = opts.gate ?? createGate(db, now);
+  const recalled = new Map<string, Principal>();
+  const deps: AuthDeps = {
+    identity,
+    now,
+    lookup: async (ref) => (await gate({ ref, expect: null, charges: [] })).found,
+    recall: (ref) => recalled.get(refKey(ref)),
+    remember: (p) => {
+      if (recalled.size >= RECALL_MAX) recalled.clear();
+      recalled.set(refKey(p.ref!), p);
+    },
+  };
   return {
     identity,
-    authenticate: (req) =>
-      authenticateRequest(req, { db, identity, now, findApiKey, findSessionUser }),
+    authenticate: (req, route, fresh = false) =>
+      authenticateRequest(req, {
+        ...deps,
+        recall: fresh || !recallable(route) ? null : deps.recall,
+      }),
+    forget: (ref) => void recalled.delete(refKey(ref)),
     async stop() {
       clearInterval(reloadTimer);
       clearInterval(flushTimer);
@@ -129,17 +155,19 @@ export async function createIdentityService(opts: {
   };
 }
 
+const refKey = (ref: CredentialRef) =>
+  ref.kind === "session" ? `session:${ref.sessionId}` : `${ref.kind}:${ref.hash}`;
+
 interface AuthDeps {
-  db: Db;
   identity: Identity;
   now: () => number;
-  /** Looks a key up by hash; default one query per call. */
-  findApiKey?: (hash: string) => Promise<ApiKeyOwner | null>;
-  /** The live session's user; default one query per call. */
-  findSessionUser?: (pair: SessionPair) => Promise<SessionUser | null>;
+  /** The credential as stored now, or null. */
+  lookup: (ref: CredentialRef) => Promise<LiveCredential | null>;
+  /** A principal resolved earlier for this credential; null: always look up. */
+  recall: ((ref: CredentialRef) => Principal | undefined) | null;
+  /** Keeps a freshly resolved principal for `recall`. */
+  remember: (p: Principal) => void;
 }
-
-type SessionPair = { sessionId: string; userId: string };
 
 const invalid = (detail: string) => new ApiError("invalid-token", detail);
 
@@ -157,6 +185,27 @@ export async function authenticateRequest(req: Request, deps: AuthDeps): Promise
   }
 }
 
+/**
+ * The principal of `ref`: recalled (speculative) when allowed and known, else looked up now;
+ * `toPrincipal` turns the stored credential into one, or null when it does not hold.
+ */
+async function resolve(
+  ref: CredentialRef,
+  deps: AuthDeps,
+  toPrincipal: (found: LiveCredential) => Principal | null,
+  refusal: string,
+  matches: (p: Principal) => boolean = () => true,
+): Promise<Principal> {
+  const known = deps.recall?.(ref);
+  if (known && matches(known)) return { ...known, speculative: true };
+  const found = await deps.lookup(ref);
+  const principal = found && found.live ? toPrincipal(found) : null;
+  if (!principal) throw invalid(refusal);
+  const resolved = { ...principal, ref };
+  deps.remember(resolved);
+  return resolved;
+}
+
 async function principalFromJwt(token: string, deps: AuthDeps): Promise<Principal> {
   if (token.startsWith(PREFIX.apiKey)) {
     throw invalid("API keys are sent in the X-API-Key header, not as a Bearer token");
@@ -169,61 +218,58 @@ async function principalFromJwt(token: string, deps: AuthDeps): Promise<Principa
     throw err;
   }
   // lib/jwt.ts admits only UUID sub and sid claims.
-  const live = deps.findSessionUser
-    ? await deps.findSessionUser({ sessionId: claims.sid, userId: claims.sub })
-    : await findLiveSessionUser(deps.db, claims.sid, claims.sub);
-  if (!live) throw invalid("The session of this access token has ended");
-  return {
-    kind: "jwt",
-    subject: `user:${live.user_id}`,
-    userId: live.user_id,
-    tier: live.tier,
-    scopes: scopesForTier(live.tier),
-    credentialId: live.session_id,
-  };
+  return await resolve(
+    { kind: "session", sessionId: claims.sid },
+    deps,
+    (found) => found.userId === claims.sub ? userPrincipal("jwt", found) : null,
+    "The session of this access token has ended",
+    (p) => p.userId === claims.sub,
+  );
 }
 
-const isLive = (row: { expires_at: Date | null; revoked: boolean }, now: number) =>
-  !row.revoked && (row.expires_at === null || row.expires_at.getTime() > now);
+function userPrincipal(kind: "jwt" | "apiKey", found: LiveCredential): Principal {
+  const tier = found.tier as Tier;
+  return {
+    kind,
+    subject: `user:${found.userId}`,
+    userId: found.userId,
+    tier,
+    scopes: kind === "jwt" ? scopesForTier(tier) : [],
+    credentialId: found.credentialId,
+  };
+}
 
 async function principalFromApiKey(raw: string, deps: AuthDeps): Promise<Principal> {
   if (!isWellFormedSecret(raw, PREFIX.apiKey)) {
     throw invalid("The API key is malformed (wrong prefix, length or checksum)");
   }
-  const hash = hashSecret(raw);
-  const row = deps.findApiKey ? await deps.findApiKey(hash) : await findApiKeyByHash(deps.db, hash);
-  const now = deps.now();
-  if (!row || !constantTimeEqual(row.key_hash, hash) || !isLive(row, now) || row.disabled) {
-    throw invalid("The API key is invalid, expired or revoked");
-  }
-  deps.identity.usage.touch("apiKey", row.id, now);
-  return {
-    kind: "apiKey",
-    subject: `user:${row.user_id}`,
-    userId: row.user_id,
-    tier: row.tier,
-    scopes: [],
-    credentialId: row.id,
-  };
+  const p = await resolve(
+    { kind: "apiKey", hash: hashSecret(raw) },
+    deps,
+    (found) => userPrincipal("apiKey", found),
+    "The API key is invalid, expired or revoked",
+  );
+  if (!p.speculative) deps.identity.usage.touch("apiKey", p.credentialId, deps.now());
+  return p;
 }
 
 async function principalFromOpsToken(raw: string, deps: AuthDeps): Promise<Principal> {
   if (!isWellFormedSecret(raw, PREFIX.opsToken)) {
     throw invalid("The ops token is malformed (wrong length or checksum)");
   }
-  const hash = hashSecret(raw);
-  const row = await findOpsTokenByHash(deps.db, hash);
-  const now = deps.now();
-  if (!row || !constantTimeEqual(row.token_hash, hash) || !isLive(row, now)) {
-    throw invalid("The ops token is invalid, expired or revoked");
-  }
-  deps.identity.usage.touch("opsToken", row.id, now);
-  return {
-    kind: "opsToken",
-    subject: `ops:${row.id}`,
-    userId: null,
-    tier: null,
-    scopes: row.scopes,
-    credentialId: row.id,
-  };
+  const p = await resolve(
+    { kind: "opsToken", hash: hashSecret(raw) },
+    deps,
+    (found) => ({
+      kind: "opsToken",
+      subject: `ops:${found.credentialId}`,
+      userId: null,
+      tier: null,
+      scopes: (found.scopes ?? []) as Scope[],
+      credentialId: found.credentialId,
+    }),
+    "The ops token is invalid, expired or revoked",
+  );
+  if (!p.speculative) deps.identity.usage.touch("opsToken", p.credentialId, deps.now());
+  return p;
 }

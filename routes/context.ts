@@ -22,8 +22,11 @@ export interface Deps {
   startedAt: number;
   /** This instance's job worker, when it runs one (WORKER=on): for health reports. */
   worker?: { status(): WorkerStatus };
-  /** Resolves the request's credential; null when it carries none. Throws ApiError when invalid. */
-  authenticate?: (req: Request, route: Route) => Promise<Principal | null>;
+  /**
+   * Resolves the request's credential; null when it carries none. Throws ApiError when
+   * invalid. The principal may be speculative (lib/policy.ts); `fresh` asks for a lookup.
+   */
+  authenticate?: (req: Request, route: Route, fresh?: boolean) => Promise<Principal | null>;
   /**
    * Charges the route's rate-limit class for `ctx.principal`; sets the RateLimit headers on
    * `ctx.responseHeaders` and throws a 429 ApiError when a window is exhausted.
@@ -63,6 +66,8 @@ export interface Ctx {
   deps: Deps;
   /** Headers every answer to this request carries (rate-limit fields, for example). */
   responseHeaders: Headers;
+  /** The data versions the request gate read for this request, when it ran (routes/data.ts). */
+  versions?: Record<string, number>;
 }
 
 /** A route handler: validate → decide → store → respond. */

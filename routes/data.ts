@@ -26,8 +26,15 @@ function pickCursor(cursor: Cursor | null): Cursor | null {
 
 /** Rendered pages of picks, each with its ETag, kept until the picks change. */
 export interface DataCache {
-  /** The page cached under `key` if the picks have not changed since, else `load()`ed now. */
-  page(key: string, load: () => Promise<string>): Promise<{ text: string; etag: string }>;
+  /**
+   * The page cached under `key` if the picks have not changed since, else `load()`ed now.
+   * `version`: the picks' version already read for this request (by the request gate).
+   */
+  page(
+    key: string,
+    load: () => Promise<string>,
+    version?: number,
+  ): Promise<{ text: string; etag: string }>;
 }
 
 /**
@@ -42,9 +49,9 @@ export function createDataCache(db: Queryable, maxEntries = 256): DataCache {
   });
   let entries = new Map<string, { version: number; text: string; etag: string }>();
   return {
-    async page(key, load) {
+    async page(key, load, known) {
       // Read before loading: a page loaded after a newer change is only refreshed once more.
-      const v = await version(null);
+      const v = known ?? await version(null);
       const hit = entries.get(key);
       if (hit && hit.version === v) return hit;
       const text = await load();
@@ -73,7 +80,7 @@ async function picksOfDay(ctx: Ctx, date: string): Promise<Response> {
   const cache = ctx.db === ctx.deps.db ? ctx.deps.dataCache : undefined;
   if (!cache) return cachedJsonText(ctx.req, await load());
   const key = `${date} ${page.limit} ${ctx.url.searchParams.get("cursor") ?? ""}`;
-  const { text, etag } = await cache.page(key, load);
+  const { text, etag } = await cache.page(key, load, ctx.versions?.picks);
   return cachedJsonText(ctx.req, text, etag);
 }
 

@@ -13,20 +13,20 @@ import {
   slotMs,
   usage,
 } from "../lib/ratelimit.ts";
-import type { Principal } from "../lib/policy.ts";
+import { type CredentialRef, type Principal, StalePrincipal } from "../lib/policy.ts";
+import type { Gate } from "./gate.ts";
+import { createLeaseBook } from "../lib/lease.ts";
 import type { Logger } from "../lib/log.ts";
 import { errorFields } from "../lib/log.ts";
 import { type Db, isUnavailable, type Queryable } from "../db/client.ts";
 import type { Settings } from "../db/settings.ts";
 import type { SettingKey } from "../lib/settings.ts";
 import {
-  chargeRateLimitGroups,
   chargeRateLimitWindows,
   type ChargeResult,
   deleteExpiredRateLimitWindows,
   type WindowCharge,
 } from "../db/ratelimits.ts";
-import { createBatcher } from "../lib/batch.ts";
 import type { Ctx, LimitClass, Route } from "./context.ts";
 
 /** The problem type of a 429 (IANA HTTP Problem Types registry). */
@@ -99,45 +99,39 @@ export type Charger = (
 const chargeOne: Charger = (q, charges, now) => chargeRateLimitWindows(q, charges, now());
 
 /**
- * A Charger that coalesces the concurrent checks of every user into one statement per tick,
- * grouped by windows; exact, as `chargeRateLimitGroups` says. A batch starts after its
- * requests arrived, so each is charged at a time within its own lifetime.
- *
- * A refusal is remembered until the full windows free a slot: windows only fill up between
- * two slot boundaries (other instances can add, nobody subtracts), so until then the answer
- * is the same refusal without asking the database. The quota is part of the key, so a
- * raised limit applies at once.
+ * Refusals remembered until the full windows free a slot: windows only fill up between two
+ * slot boundaries (other instances can add, nobody subtracts), so until then the answer is
+ * the same refusal without charging again. The quota is part of the key, so a raised limit
+ * applies at once.
  */
-export function createCoalescingCharger(): Charger {
-  type Item = { keys: string; charges: readonly WindowCharge[]; q: Queryable; now: () => number };
-  const charge = createBatcher(async (items: Item[]) => {
-    // Grouped by window keys: a key is charged by one group of one statement. Checks of the
-    // same tick that saw different quotas (a setting changing) use the first one's.
-    const groups = new Map<string, { charges: readonly WindowCharge[]; n: number }>();
-    for (const it of items) {
-      const g = groups.get(it.keys);
-      if (g) g.n++;
-      else groups.set(it.keys, { charges: it.charges, n: 1 });
-    }
-    const results = await chargeRateLimitGroups(items[0].q, [...groups.values()], items[0].now());
-    const queues = new Map([...groups.keys()].map((keys, i) => [keys, results[i]]));
-    return items.map((it) => queues.get(it.keys)!.shift()!);
-  }, 2);
+export interface RefusalMemory {
+  recall(charges: readonly WindowCharge[], nowMs: number): ChargeResult | null;
+  remember(charges: readonly WindowCharge[], result: ChargeResult, nowMs: number): void;
+}
+
+/** Names windows and their quotas: a changed quota is another signature. */
+export function windowsSignature(charges: readonly WindowCharge[]): string {
+  return charges.map((c) => `${c.key}|${c.policy.quota}|${slotMs(c.policy)}`).join(",");
+}
+
+export function createRefusalMemory(max = 10_000): RefusalMemory {
   const refused = new Map<string, { untilMs: number; result: ChargeResult }>();
-  const remember = (sig: string, charges: readonly WindowCharge[], r: ChargeResult, at: number) => {
-    const untilMs = Math.max(...charges.map((c, i) => roomAtMs(c.policy, r.states[i], at)));
-    if (refused.size >= 10_000) refused.clear();
-    refused.set(sig, { untilMs, result: r });
-  };
-  return async (q, charges, now) => {
-    const sig = charges.map((c) => `${c.key}|${c.policy.quota}|${slotMs(c.policy)}`).join(",");
-    const known = refused.get(sig);
-    if (known && now() < known.untilMs) return known.result;
-    if (known) refused.delete(sig);
-    const keys = charges.map((c) => c.key).join(",");
-    const result = await charge({ keys, charges, q, now });
-    if (!result.admitted) remember(sig, charges, result, now());
-    return result;
+  const sigOf = windowsSignature;
+  return {
+    recall(charges, nowMs) {
+      const sig = sigOf(charges);
+      const known = refused.get(sig);
+      if (known && nowMs < known.untilMs) return known.result;
+      if (known) refused.delete(sig);
+      return null;
+    },
+    remember(charges, result, nowMs) {
+      const untilMs = Math.max(
+        ...charges.map((c, i) => roomAtMs(c.policy, result.states[i], nowMs)),
+      );
+      if (refused.size >= max) refused.clear();
+      refused.set(sigOf(charges), { untilMs, result });
+    },
   };
 }
 
@@ -151,7 +145,11 @@ export async function enforceLimits(
   charge: Charger = chargeOne,
 ): Promise<void> {
   if (charges.length === 0) return;
-  const result = await charge(ctx.db, charges, ctx.deps.now);
+  applyCharge(ctx, charges, await charge(ctx.db, charges, ctx.deps.now));
+}
+
+/** Sets the RateLimit fields of `result` on the response; throws the 429 when refused. */
+function applyCharge(ctx: Ctx, charges: readonly WindowCharge[], result: ChargeResult): void {
   const now = ctx.deps.now();
   const usages = charges.map((c, i) => usage(c.policy, result.states[i], now));
   ctx.responseHeaders.set("ratelimit-policy", policyHeader(charges.map((c) => c.policy)));
@@ -184,23 +182,78 @@ export async function checkLoginLimit(ctx: Ctx, email: string): Promise<void> {
   await enforceLimits(ctx, loginCharges(email, ctx.clientIp, ctx.deps.settings));
 }
 
+/** What the rate limiter needs besides the request: the gate and the identity service. */
+export interface RateLimitDeps {
+  gate: Gate;
+  /** Drops a recalled credential that no longer holds. */
+  forget(ref: CredentialRef): void;
+  /** Records the use of a credential the gate has just checked. */
+  touch(kind: "apiKey" | "opsToken", id: string, at: number): void;
+}
+
 /**
- * Builds `Deps.rateLimit`. It fails closed: with the database unreachable a limited route
- * answers 503, and the log says so once per outage, not per request.
+ * Builds `Deps.rateLimit`. On the pool, the check goes through the request gate: one
+ * statement per tick charges every concurrent request (exact: db/gate.ts), checks the
+ * recalled credentials in it, and reads the data versions for the handler. Inside a
+ * transaction (idempotent routes) it runs on the transaction, alone.
+ *
+ * It fails closed: with the database unreachable a limited route answers 503, and the log
+ * says so once per outage, not per request.
  */
-export function createRateLimit(log: Logger): (ctx: Ctx, route: Route) => Promise<void> {
-  const coalesced = createCoalescingCharger();
+export function createRateLimit(
+  log: Logger,
+  gated: RateLimitDeps,
+): (ctx: Ctx, route: Route) => Promise<void> {
+  const memory = createRefusalMemory();
+  const leases = createLeaseBook();
   let down = false;
   const reachable = () => {
     if (down) log.info("rate limiter: database reachable again");
     down = false;
   };
+  const throughGate = async (ctx: Ctx, charges: readonly WindowCharge[]) => {
+    const p = ctx.principal;
+    const check = p?.speculative && p.ref ? p : null;
+    const now = ctx.deps.now();
+    const policies = charges.map((c) => c.policy);
+    const sig = windowsSignature(charges);
+    if (charges.length) leases.seen(sig, now);
+    const known = charges.length ? memory.recall(charges, now) : null;
+    const onLease = !known && charges.length > 0 && leases.available(sig, now);
+    if (!check && (known || onLease)) {
+      const local = known ?? leases.take(sig, policies, now);
+      if (local) return applyCharge(ctx, charges, local);
+    }
+    const charge = known || onLease ? [] : charges;
+    const r = await gated.gate({
+      ref: check?.ref ?? null,
+      expect: check ? { userId: check.userId, tier: check.tier } : null,
+      charges: charge,
+      extra: charge.length ? leases.extra(sig, policies, now) : 0,
+    });
+    if (check) {
+      if (!r.verified) {
+        gated.forget(check.ref!);
+        throw new StalePrincipal();
+      }
+      if (check.kind !== "jwt") gated.touch(check.kind, check.credentialId, now);
+    }
+    ctx.versions = r.versions;
+    if (r.charge) leases.grant(sig, policies, r.charge.states, r.leased);
+    // A lease drained by other requests of the same tick: charge this one after all.
+    const result = known ?? r.charge ??
+      (onLease ? leases.take(sig, policies, ctx.deps.now()) : null) ??
+      (charges.length ? (await gated.gate({ ref: null, expect: null, charges })).charge : null);
+    if (!result) return;
+    if (!result.admitted && !known) memory.remember(charges, result, ctx.deps.now());
+    applyCharge(ctx, charges, result);
+  };
   return async (ctx, route) => {
     if (!route.limit) return;
     const charges = chargesFor(route.limit, ctx.principal, ctx.clientIp, ctx.deps.settings);
     try {
-      // Inside a transaction (idempotent routes) the check must run on it, alone.
-      await enforceLimits(ctx, charges, ctx.db === ctx.deps.db ? coalesced : chargeOne);
+      if (ctx.db !== ctx.deps.db) await enforceLimits(ctx, charges);
+      else if (charges.length || ctx.principal?.speculative) await throughGate(ctx, charges);
     } catch (err) {
       if (!isUnavailable(err)) {
         reachable();

@@ -66,9 +66,11 @@ Deno.test("constantTimeEqual() compares every character with no early exit", asy
   assert.match(secrets, /return constantTimeEqual\(rest\.slice\(BODY_LENGTH\), checksum/);
   assert.match(await src("../lib/password.ts"), /timingSafeEqual\(key, parsed\.key\)/);
   assert.match(await src("../lib/jwt.ts"), /crypto\.subtle\.verify\("HMAC"/);
-  const authn = await src("../routes/authenticate.ts");
-  assert.match(authn, /constantTimeEqual\(row\.key_hash, hash\)/);
-  assert.match(authn, /constantTimeEqual\(row\.token_hash, hash\)/);
+  // API keys and ops tokens are found by the SHA-256 of the secret, never compared raw.
+  const gate = await src("../db/gate.ts");
+  assert.match(gate, /k\.key_hash = it\.hash/);
+  assert.match(gate, /t\.token_hash = it\.hash/);
+  assert.match(await src("../routes/authenticate.ts"), /hash: hashSecret\(raw\)/);
   // A mistyped secret is refused by its checksum before any lookup.
   assert.equal(isWellFormedSecret(`${PREFIX.apiKey}${"a".repeat(38)}`, PREFIX.apiKey), false);
 });

@@ -1,0 +1,312 @@
+/**
+ * The request gate: for many concurrent requests, in one statement and one round trip, the
+ * credentials as they are now, the rate-limit charges of the requests whose credentials
+ * still hold, and the data versions. It is the whole database part of a cached data read.
+ */
+import type { Queryable } from "./client.ts";
+import type { CredentialRef, Tier } from "../lib/policy.ts";
+import { slotMs, SLOTS } from "../lib/ratelimit.ts";
+import {
+  type ChargedWindow,
+  type ChargeResult,
+  spreadCharges,
+  type WindowCharge,
+} from "./ratelimits.ts";
+
+/** What a request believes its caller is; the gate charges it only when that still holds. */
+export interface Expectation {
+  /** Null for ops tokens, which have no user. */
+  userId: string | null;
+  tier: Tier | null;
+}
+
+/** One request at the gate. */
+export interface GateItem {
+  /** The credential to check now; null when the caller was verified already (or is anonymous). */
+  ref: CredentialRef | null;
+  /** Charge only if the credential's user and tier are these; null: look up, charge nothing. */
+  expect: Expectation | null;
+  /** Windows to charge (all or none); empty for none. */
+  charges: readonly WindowCharge[];
+  /**
+   * Units to charge beyond the request, as a lease (lib/lease.ts), if the windows have the
+   * room once every request is admitted. A group of one tick asks the largest of its items'.
+   */
+  extra?: number;
+}
+
+/** A credential as stored now. `live`: not revoked, not expired, its user not disabled. */
+export interface LiveCredential {
+  live: boolean;
+  credentialId: string;
+  userId: string | null;
+  tier: Tier | null;
+  /** An ops token's scopes; null for the others. */
+  scopes: string[] | null;
+}
+
+/** One request's outcome. */
+export interface GateResult {
+  /** The credential now; null when `ref` was null or nothing matched it. */
+  found: LiveCredential | null;
+  /** The credential holds as expected (always true without a ref; false for a lookup). */
+  verified: boolean;
+  /** The charge's outcome; null when nothing was charged (no charges, or not verified). */
+  charge: ChargeResult | null;
+  /** Every dataset's version (data_versions) as the statement saw it. */
+  versions: Record<string, number>;
+  /** Lease units granted beyond the requests; on the first verified request of a group. */
+  leased: number;
+}
+
+// Items are verified first (found + live + the expected user and tier), then each group of
+// items sharing the same windows is charged for its verified items by ratelimit_charge_many
+// (migration 0009: exact, all windows or none, rows locked in key order). Three row kinds
+// come back: 'item' per request, 'window' per charged window, one 'versions'.
+const GATE_SQL = `
+with items as (
+  select i.idx::int as idx, i.kind, i.hash, i.sid, i.usr, i.tier, i.grp, i.extra
+    from unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::int[],
+                $15::int[])
+           with ordinality as i(kind, hash, sid, usr, tier, grp, extra, idx)
+), found as (
+  select it.idx, k.id::text as credential_id, k.user_id, u.tier, null::text[] as scopes,
+         k.revoked_at is null and (k.expires_at is null or k.expires_at > $12::timestamptz)
+           and not u.disabled as live
+    from items it
+    join api_keys k on it.kind = 'apiKey' and k.key_hash = it.hash
+    join users u on u.id = k.user_id
+  union all
+  select it.idx, s.id::text, s.user_id, u.tier, null, s.revoked_at is null and not u.disabled
+    from items it
+    join sessions s on it.kind = 'session' and s.id = it.sid
+    join users u on u.id = s.user_id
+  union all
+  select it.idx, t.id::text, null, null, t.scopes,
+         t.revoked_at is null and (t.expires_at is null or t.expires_at > $12::timestamptz)
+    from items it
+    join ops_tokens t on it.kind = 'opsToken' and t.token_hash = it.hash
+), checked as (
+  select it.idx, it.grp, it.extra, f.credential_id, f.user_id, f.tier, f.scopes, f.live,
+         it.kind is null
+           or (coalesce(f.live, false) and it.usr is not distinct from f.user_id
+               and it.tier is not distinct from f.tier) as verified
+    from items it left join found f on f.idx = it.idx
+), wanted as (
+  select coalesce(array_agg(coalesce(c.n, 0) order by g), '{}') as n
+    from generate_series(1, $13::int) g
+    left join (select grp,
+                      (count(*) filter (where verified))::int
+                        + case when bool_or(verified) then max(extra) else 0 end as n
+                 from checked where grp > 0 group by grp) c on c.grp = g
+), charged as (
+  select r.* from wanted w
+   cross join lateral ratelimit_charge_many($7::int[], $8::text[], $9::int[], $10::bigint[],
+                                            $11::int[], $14::bigint, w.n) r
+   where $13::int > 0
+)
+select 'item' as row_kind, c.idx, c.grp, c.credential_id, c.user_id, c.tier, c.scopes,
+       c.live, c.verified, null::text as key, null::float8 as head, null::int[] as counts,
+       null::int as admitted, null::jsonb as versions
+  from checked c
+union all
+select 'window', null, ch.grp, null, null, null, null, null, null, ch.key, ch.head::float8,
+       ch.counts, ch.admitted, null
+  from charged ch
+union all
+select 'versions', null, null, null, null, null, null, null, null, null, null, null, null,
+       (select coalesce(jsonb_object_agg(dataset, version), '{}') from data_versions)`;
+
+// A batch that charges nothing (the common case once leases serve the limits): the
+// credentials by key, each once, and the versions. Cheaper than GATE_SQL; same answers.
+const LOOKUP_SQL = `
+select 'apiKey' as kind, k.key_hash as ref, k.id::text as credential_id, k.user_id, u.tier,
+       null::text[] as scopes,
+       k.revoked_at is null and (k.expires_at is null or k.expires_at > $4::timestamptz)
+         and not u.disabled as live
+  from api_keys k join users u on u.id = k.user_id
+ where k.key_hash = any($1::text[])
+union all
+select 'session', s.id::text, s.id::text, s.user_id, u.tier, null,
+       s.revoked_at is null and not u.disabled
+  from sessions s join users u on u.id = s.user_id
+ where s.id = any($2::uuid[])
+union all
+select 'opsToken', t.token_hash, t.id::text, null, null, t.scopes,
+       t.revoked_at is null and (t.expires_at is null or t.expires_at > $4::timestamptz)
+  from ops_tokens t
+ where t.token_hash = any($3::text[])
+union all
+select 'versions', (select coalesce(jsonb_object_agg(dataset, version), '{}')::text
+                      from data_versions), null, null, null, null, null`;
+
+type LookupRow = {
+  kind: "apiKey" | "session" | "opsToken" | "versions";
+  ref: string;
+  credential_id: string;
+  user_id: string | null;
+  tier: Tier | null;
+  scopes: string[] | null;
+  live: boolean;
+};
+
+const refString = (ref: CredentialRef) => ref.kind === "session" ? ref.sessionId : ref.hash;
+
+/** The request holds as expected: the same predicate GATE_SQL charges by. */
+function holds(it: GateItem, found: LiveCredential | null): boolean {
+  if (it.ref === null) return true;
+  return it.expect !== null && found !== null && found.live &&
+    found.userId === it.expect.userId && found.tier === it.expect.tier;
+}
+
+const numbers = (o: Record<string, number | string>) =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number(v)]));
+
+async function lookupOnly(
+  q: Queryable,
+  items: readonly GateItem[],
+  nowMs: number,
+): Promise<GateResult[]> {
+  const unique = (kind: string) => [
+    ...new Set(items.flatMap((it) => it.ref?.kind === kind ? [refString(it.ref)] : [])),
+  ];
+  const rows = await q.query<LookupRow>(LOOKUP_SQL, [
+    unique("apiKey"),
+    unique("session"),
+    unique("opsToken"),
+    new Date(nowMs).toISOString(),
+  ]);
+  const byRef = new Map(rows.map((r) => [`${r.kind}:${r.ref}`, r]));
+  const versions = numbers(JSON.parse(rows.find((r) => r.kind === "versions")?.ref ?? "{}"));
+  return items.map((it) => {
+    const r = it.ref ? byRef.get(`${it.ref.kind}:${refString(it.ref)}`) : undefined;
+    const found: LiveCredential | null = r
+      ? {
+        live: r.live,
+        credentialId: r.credential_id,
+        userId: r.user_id,
+        tier: r.tier,
+        scopes: r.scopes,
+      }
+      : null;
+    return { found, verified: holds(it, found), charge: null, versions, leased: 0 };
+  });
+}
+
+type GateRow = {
+  row_kind: "item" | "window" | "versions";
+  idx: number | null;
+  grp: number | null;
+  credential_id: string | null;
+  user_id: string | null;
+  tier: Tier | null;
+  scopes: string[] | null;
+  live: boolean | null;
+  verified: boolean | null;
+  key: string | null;
+  head: number | null;
+  counts: number[] | null;
+  admitted: number | null;
+  versions: Record<string, number | string> | null;
+};
+
+/** Items that charge the same windows, in arrival order: one group of the statement. */
+interface Group {
+  charges: readonly WindowCharge[];
+  items: number[];
+}
+
+function groupByWindows(items: readonly GateItem[]): { groups: Group[]; groupOf: number[] } {
+  const byKeys = new Map<string, number>();
+  const groups: Group[] = [];
+  const groupOf = items.map((it, i) => {
+    if (it.charges.length === 0 || (it.ref !== null && it.expect === null)) return 0;
+    // A key belongs to one group; checks of one tick that saw different quotas (a setting
+    // changing) use the first one's.
+    const keys = it.charges.map((c) => c.key).join(",");
+    let g = byKeys.get(keys);
+    if (g === undefined) {
+      groups.push({ charges: it.charges, items: [] });
+      g = groups.length;
+      byKeys.set(keys, g);
+    }
+    groups[g - 1].items.push(i);
+    return g;
+  });
+  return { groups, groupOf };
+}
+
+/**
+ * Runs `items` through the gate at `nowMs` in one statement. Results come back in the order
+ * of `items`; within a group, verified requests are admitted in order until a window is full.
+ */
+export async function runGate(
+  q: Queryable,
+  items: readonly GateItem[],
+  nowMs: number,
+): Promise<GateResult[]> {
+  const { groups, groupOf } = groupByWindows(items);
+  if (groups.length === 0) return await lookupOnly(q, items, nowMs);
+  const windows = groups.flatMap((g, i) => g.charges.map((c) => ({ grp: i + 1, c })));
+  const rows = await q.query<GateRow>(GATE_SQL, [
+    items.map((it) => it.ref?.kind ?? null),
+    items.map((it) => {
+      const r = it.ref;
+      return r && r.kind !== "session" ? r.hash : null;
+    }),
+    items.map((it) => {
+      const r = it.ref;
+      return r?.kind === "session" ? r.sessionId : null;
+    }),
+    items.map((it) => it.expect?.userId ?? null),
+    items.map((it) => it.expect?.tier ?? null),
+    groupOf,
+    windows.map((w) => w.grp),
+    windows.map((w) => w.c.key),
+    windows.map((w) => w.c.policy.quota),
+    windows.map((w) => slotMs(w.c.policy)),
+    windows.map(() => SLOTS),
+    new Date(nowMs).toISOString(),
+    groups.length,
+    Math.floor(nowMs),
+    items.map((it) => Math.max(0, Math.floor(it.extra ?? 0))),
+  ]);
+  const versions = numbers(rows.find((r) => r.row_kind === "versions")?.versions ?? {});
+  const itemRows = new Map<number, GateRow>();
+  const windowRows = groups.map(() => new Map<string, ChargedWindow>());
+  for (const r of rows) {
+    if (r.row_kind === "item") itemRows.set(Number(r.idx), r);
+    else if (r.row_kind === "window") windowRows[Number(r.grp) - 1].set(r.key!, r as ChargedWindow);
+  }
+  const charges = new Map<number, ChargeResult>();
+  const leased = new Map<number, number>();
+  groups.forEach((g, i) => {
+    const verified = g.items.filter((idx) => itemRows.get(idx + 1)?.verified);
+    const admitted = Number(windowRows[i].get(g.charges[0].key)?.admitted ?? 0);
+    const held = Math.max(0, admitted - verified.length);
+    const results = spreadCharges(g.charges, windowRows[i], verified.length, held);
+    verified.forEach((idx, k) => charges.set(idx, results[k]));
+    if (held) leased.set(verified[0], held);
+  });
+  return items.map((it, i) => {
+    const r = itemRows.get(i + 1);
+    const found: LiveCredential | null = r?.credential_id
+      ? {
+        live: r.live === true,
+        credentialId: r.credential_id,
+        userId: r.user_id,
+        tier: r.tier,
+        scopes: r.scopes,
+      }
+      : null;
+    // A lookup expects nothing, so it verifies nothing: its caller reads `found`.
+    const verified = r?.verified === true && !(it.ref !== null && it.expect === null);
+    return {
+      found,
+      verified,
+      charge: charges.get(i) ?? null,
+      versions,
+      leased: leased.get(i) ?? 0,
+    };
+  });
+}

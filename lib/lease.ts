@@ -1,0 +1,127 @@
+/**
+ * Rate-limit leases (pure, clock passed in): when a user's windows have plenty of room, the
+ * request gate charges a few units more than the requests asking, and this instance admits
+ * later requests against them without a database round trip.
+ *
+ * Why it stays exact: leased units are charged to the windows' current slots before any
+ * request uses them, and a lease is used only until the first of those slots ends. So every
+ * request admitted on a lease is counted in a slot no later than its own, and no window
+ * position ever holds more than its quota, across instances. What it can cost: units still
+ * unused when the slot ends stay counted until they leave the window (never refunded), so a
+ * user may be refused early by at most that much. It is bounded by asking only for what the
+ * last second's rate needs for the rest of the slot, and nothing at all unless every window
+ * has LEASE_MIN_ROOM left: near the limit, charging is per request again.
+ */
+import { type Policy, roll, slotMs, SLOTS, used, type WindowState } from "./ratelimit.ts";
+
+/** No lease unless every window has this much room: close to a limit, nothing is held. */
+export const LEASE_MIN_ROOM = 100;
+/** A lease never takes more than this share of a window's room. */
+const LEASE_ROOM_SHARE = 0.01;
+
+/** A charge outcome as the limiter answers it. */
+export interface Charged {
+  admitted: boolean;
+  states: WindowState[];
+}
+
+interface Entry {
+  /** Units charged and not yet used; usable until `validUntilMs`. */
+  left: number;
+  validUntilMs: number;
+  /** The windows after the charge that granted the lease (its units included). */
+  states: WindowState[];
+  /** Requests seen in the current and the previous second, for the rate. */
+  second: number;
+  seenNow: number;
+  seenBefore: number;
+}
+
+/** The leases of one instance, keyed by the windows' signature. */
+export interface LeaseBook {
+  /** Counts a request for the rate; call once per request before `extra`/`take`. */
+  seen(sig: string, nowMs: number): void;
+  /** True when a lease has a unit left and is still valid. */
+  available(sig: string, nowMs: number): boolean;
+  /** Uses one unit: the outcome to answer with (admitted), or null when none is left. */
+  take(sig: string, policies: readonly Policy[], nowMs: number): Charged | null;
+  /** Units to ask beyond this request. */
+  extra(sig: string, policies: readonly Policy[], nowMs: number): number;
+  /**
+   * Records a charge's windows and the `leased` units it granted beyond its requests (0: none;
+   * a lease granted to another request of the same tick is kept).
+   */
+  grant(sig: string, policies: readonly Policy[], states: WindowState[], leased: number): void;
+}
+
+/** The end of the earliest current slot among the windows: a lease's last instant. */
+export function leaseEndMs(policies: readonly Policy[], states: readonly WindowState[]): number {
+  return Math.min(...policies.map((p, i) => (states[i].head + 1) * slotMs(p)));
+}
+
+/** The states as a request admitted with `left` units still held would see them. */
+function seenWith(states: readonly WindowState[], left: number): WindowState[] {
+  return states.map((s) => ({
+    head: s.head,
+    counts: s.counts.map((c, j) => j === SLOTS ? c - left : c),
+  }));
+}
+
+/** An empty book holding at most `max` signatures (cleared whole when full). */
+export function createLeaseBook(max = 10_000): LeaseBook {
+  const book = new Map<string, Entry>();
+  const entry = (sig: string): Entry => {
+    let e = book.get(sig);
+    if (!e) {
+      if (book.size >= max) book.clear();
+      e = { left: 0, validUntilMs: 0, states: [], second: 0, seenNow: 0, seenBefore: 0 };
+      book.set(sig, e);
+    }
+    return e;
+  };
+  return {
+    seen(sig, nowMs) {
+      const e = entry(sig);
+      const second = Math.floor(nowMs / 1000);
+      if (second !== e.second) {
+        e.seenBefore = second === e.second + 1 ? e.seenNow : 0;
+        e.seenNow = 0;
+        e.second = second;
+      }
+      e.seenNow++;
+    },
+    available(sig, nowMs) {
+      const e = book.get(sig);
+      return e !== undefined && e.left > 0 && nowMs < e.validUntilMs;
+    },
+    take(sig, _policies, nowMs) {
+      const e = book.get(sig);
+      if (!e || e.left <= 0 || nowMs >= e.validUntilMs) return null;
+      e.left--;
+      return { admitted: true, states: seenWith(e.states, e.left) };
+    },
+    extra(sig, policies, nowMs) {
+      const e = book.get(sig);
+      if (!e || e.states.length !== policies.length) return 0;
+      const room = Math.min(
+        ...policies.map((p, i) => p.quota - used(roll(p, e.states[i], nowMs)) - 1),
+      );
+      if (room < LEASE_MIN_ROOM) return 0;
+      const rate = Math.max(e.seenNow, e.seenBefore);
+      const msLeft = Math.min(...policies.map((p) => slotMs(p) - (nowMs % slotMs(p))));
+      const wanted = Math.ceil((rate * msLeft) / 1000);
+      return Math.max(0, Math.min(wanted, Math.floor(room * LEASE_ROOM_SHARE)));
+    },
+    grant(sig, policies, states, leased) {
+      const e = entry(sig);
+      if (leased > 0) {
+        e.states = states;
+        e.left = leased;
+        e.validUntilMs = leaseEndMs(policies, states);
+      } else if (e.left === 0 || e.states.length === 0) {
+        // Only the windows, for the next `extra`; a lease granted in the same tick stays.
+        e.states = states;
+      }
+    },
+  };
+}

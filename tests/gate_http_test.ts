@@ -1,0 +1,108 @@
+/**
+ * The request gate over HTTP: recalled credentials are checked on every request (tier
+ * changes both ways, revocation), and rate-limit leases never let the database count fewer
+ * requests than were admitted.
+ */
+import assert from "node:assert/strict";
+import { openTestDb } from "./support/db.ts";
+import { startTestServer, type TestServer } from "./support/server.ts";
+import { assertProblem, DB_TEST } from "./support/assert.ts";
+import { accessTokenFor, createApiKey, createUser } from "./support/fixtures.ts";
+import { upsertSetting } from "../db/settings.ts";
+
+const tdb = await openTestDb();
+const TODAY = "/api/v1/data/picks/today";
+
+async function withServer(fn: (s: TestServer) => Promise<void>) {
+  await tdb.reset();
+  const s = await startTestServer(tdb.db, { WORKER: "off" });
+  try {
+    await fn(s);
+  } finally {
+    await s.stop();
+  }
+}
+
+async function status(s: TestServer, headers: Record<string, string>): Promise<number> {
+  const res = await fetch(s.url(TODAY), { headers });
+  await res.body?.cancel();
+  return res.status;
+}
+
+Deno.test(
+  { ...DB_TEST, name: "a recalled credential follows its user's tier both ways at once" },
+  async () => {
+    await withServer(async (s) => {
+      const user = await createUser(tdb.db, { tier: "pro" });
+      const key = { "x-api-key": await createApiKey(tdb.db, user.id) };
+      const jwt = { authorization: `Bearer ${await accessTokenFor(s, user)}` };
+      for (const headers of [key, jwt]) {
+        await tdb.db.query("update users set tier = 'pro' where id = $1", [user.id]);
+        assert.equal(await status(s, headers), 403, "pro: no data");
+        assert.equal(await status(s, headers), 403, "recalled as pro");
+        await tdb.db.query("update users set tier = 'sharp' where id = $1", [user.id]);
+        assert.equal(await status(s, headers), 200, "upgraded: the recalled pro is rechecked");
+        assert.equal(await status(s, headers), 200);
+        await tdb.db.query("update users set tier = 'pro' where id = $1", [user.id]);
+        assert.equal(await status(s, headers), 403, "downgraded: the recalled sharp is stale");
+        await tdb.db.query("update users set tier = 'sharp', disabled = true where id = $1", [
+          user.id,
+        ]);
+        await assertProblem(await fetch(s.url(TODAY), { headers }), 401, "invalid-token");
+        await tdb.db.query("update users set disabled = false where id = $1", [user.id]);
+      }
+    });
+  },
+);
+
+Deno.test(
+  { ...DB_TEST, name: "a revoked recalled key is refused and charges nothing" },
+  async () => {
+    await withServer(async (s) => {
+      const user = await createUser(tdb.db, { tier: "sharp" });
+      const headers = { "x-api-key": await createApiKey(tdb.db, user.id) };
+      assert.equal(await status(s, headers), 200);
+      const before = await charged(`sharp-minute:user:${user.id}`);
+      await tdb.db.query("update api_keys set revoked_at = now() where user_id = $1", [user.id]);
+      await assertProblem(await fetch(s.url(TODAY), { headers }), 401, "invalid-token");
+      assert.equal(await charged(`sharp-minute:user:${user.id}`), before);
+    });
+  },
+);
+
+async function charged(key: string): Promise<number> {
+  const rows = await tdb.db.query<{ n: number }>(
+    `select coalesce((select sum(c) from unnest(counts) c), 0)::int as n
+       from ratelimit_windows where key = $1`,
+    [key],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+Deno.test(
+  { ...DB_TEST, name: "leases: the database never counts fewer requests than were admitted" },
+  async () => {
+    await withServer(async (s) => {
+      await upsertSetting(tdb.db, "ratelimit.sharp.perMinute", 100_000, "test");
+      await upsertSetting(tdb.db, "ratelimit.sharp.perDay", 1_000_000, "test");
+      await s.running.deps.settings.refresh();
+      const user = await createUser(tdb.db, { tier: "sharp" });
+      const headers = { "x-api-key": await createApiKey(tdb.db, user.id) };
+      let admitted = 0;
+      let held = 0;
+      for (let burst = 0; burst < 8; burst++) {
+        const statuses = await Promise.all(Array.from({ length: 60 }, () => status(s, headers)));
+        admitted += statuses.filter((x) => x === 200).length;
+        const minute = await charged(`sharp-minute:user:${user.id}`);
+        const day = await charged(`sharp-day:user:${user.id}`);
+        assert.ok(minute >= admitted, `minute window ${minute} < ${admitted} admitted`);
+        assert.equal(day, minute, "all windows or none");
+        held = Math.max(held, minute - admitted);
+        // Units held beyond the requests: at most 1% of the room (1,000) per lease.
+        assert.ok(minute <= admitted + 1_000, `minute window ${minute} ≫ ${admitted} admitted`);
+      }
+      assert.equal(admitted, 480);
+      assert.ok(held > 0, "a burst this size is served partly on leases");
+    });
+  },
+);

@@ -1,0 +1,168 @@
+/**
+ * db/gate.ts on the real database: one statement looks credentials up as they are now,
+ * charges only the requests whose credential still holds as expected (exactly, all windows
+ * or none), and reads the data versions.
+ */
+import assert from "node:assert/strict";
+import { openTestDb } from "./support/db.ts";
+import { DB_TEST } from "./support/assert.ts";
+import { createApiKey, createOpsToken, createUser } from "./support/fixtures.ts";
+import { type GateItem, runGate } from "../db/gate.ts";
+import type { WindowCharge } from "../db/ratelimits.ts";
+import { hashSecret } from "../lib/secrets.ts";
+import { insertSession } from "../db/sessions.ts";
+
+const tdb = await openTestDb();
+const NOW = Date.now();
+
+const minute = (subject: string, quota: number): WindowCharge => ({
+  key: `test-minute:${subject}`,
+  policy: { name: "test-minute", quota, windowSeconds: 60 },
+});
+const day = (subject: string, quota: number): WindowCharge => ({
+  key: `test-day:${subject}`,
+  policy: { name: "test-day", quota, windowSeconds: 86_400 },
+});
+
+async function charged(key: string): Promise<number> {
+  const rows = await tdb.db.query<{ n: number }>(
+    "select coalesce((select sum(c) from unnest(counts) c), 0)::int as n from ratelimit_windows where key = $1",
+    [key],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+async function sharpKey() {
+  const user = await createUser(tdb.db, { tier: "sharp" });
+  const raw = await createApiKey(tdb.db, user.id);
+  return { user, hash: hashSecret(raw) };
+}
+
+Deno.test({ ...DB_TEST, name: "runGate() looks credentials up as they are now" }, async () => {
+  await tdb.reset();
+  const { user, hash } = await sharpKey();
+  const ops = hashSecret(await createOpsToken(tdb.db, ["ops:read"]));
+  const sessionId = crypto.randomUUID();
+  await insertSession(tdb.db, {
+    id: sessionId,
+    userId: user.id,
+    tokenHash: hashSecret("refresh-" + sessionId),
+    at: new Date(NOW),
+    expiresAt: new Date(NOW + 86_400_000),
+  });
+  const lookup = (ref: GateItem["ref"]): GateItem => ({ ref, expect: null, charges: [] });
+  const [key, session, token, unknown] = await runGate(tdb.db, [
+    lookup({ kind: "apiKey", hash }),
+    lookup({ kind: "session", sessionId }),
+    lookup({ kind: "opsToken", hash: ops }),
+    lookup({ kind: "apiKey", hash: hashSecret("npl_nothing") }),
+  ], NOW);
+  assert.equal(key.found?.live, true);
+  assert.equal(key.found?.userId, user.id);
+  assert.equal(key.found?.tier, "sharp");
+  assert.equal(session.found?.credentialId, sessionId);
+  assert.equal(session.found?.userId, user.id);
+  assert.deepEqual(token.found?.scopes, ["ops:read"]);
+  assert.equal(token.found?.userId, null);
+  assert.equal(unknown.found, null);
+  assert.equal(unknown.verified, false);
+  assert.equal(key.charge, null, "a lookup charges nothing");
+
+  await tdb.db.query("update api_keys set revoked_at = now() where key_hash = $1", [hash]);
+  await tdb.db.query("update sessions set revoked_at = now() where id = $1", [sessionId]);
+  const [revoked, ended] = await runGate(tdb.db, [
+    lookup({ kind: "apiKey", hash }),
+    lookup({ kind: "session", sessionId }),
+  ], NOW);
+  assert.equal(revoked.found?.live, false);
+  assert.equal(ended.found?.live, false);
+});
+
+Deno.test(
+  { ...DB_TEST, name: "runGate() charges a request only while its credential holds as expected" },
+  async () => {
+    await tdb.reset();
+    const { user, hash } = await sharpKey();
+    const charges = [minute(user.id, 100), day(user.id, 1000)];
+    const ref = { kind: "apiKey" as const, hash };
+    const [ok] = await runGate(tdb.db, [{
+      ref,
+      expect: { userId: user.id, tier: "sharp" },
+      charges,
+    }], NOW);
+    assert.equal(ok.verified, true);
+    assert.equal(ok.charge?.admitted, true);
+    assert.equal(await charged(charges[0].key), 1);
+    assert.equal(await charged(charges[1].key), 1);
+
+    // Downgraded since the caller last looked: not verified, nothing charged.
+    await tdb.db.query("update users set tier = 'pro' where id = $1", [user.id]);
+    const [stale] = await runGate(tdb.db, [{
+      ref,
+      expect: { userId: user.id, tier: "sharp" },
+      charges,
+    }], NOW);
+    assert.equal(stale.verified, false);
+    assert.equal(stale.found?.tier, "pro");
+    assert.equal(stale.charge, null);
+    assert.equal(await charged(charges[0].key), 1);
+
+    // Disabled: found but not live, nothing charged.
+    await tdb.db.query("update users set tier = 'sharp', disabled = true where id = $1", [
+      user.id,
+    ]);
+    const [disabled] = await runGate(tdb.db, [{
+      ref,
+      expect: { userId: user.id, tier: "sharp" },
+      charges,
+    }], NOW);
+    assert.equal(disabled.verified, false);
+    assert.equal(disabled.found?.live, false);
+    assert.equal(await charged(charges[0].key), 1);
+  },
+);
+
+Deno.test(
+  { ...DB_TEST, name: "runGate() admits exactly the room left, counting verified requests only" },
+  async () => {
+    await tdb.reset();
+    const a = await sharpKey();
+    const b = await sharpKey();
+    const charges = [minute(a.user.id, 3), day(a.user.id, 1000)];
+    const good: GateItem = {
+      ref: { kind: "apiKey", hash: a.hash },
+      expect: { userId: a.user.id, tier: "sharp" },
+      charges,
+    };
+    // b's key claiming a's user: never verified, so it takes no room from a.
+    const forged: GateItem = { ...good, ref: { kind: "apiKey", hash: b.hash } };
+    const results = await runGate(tdb.db, [good, forged, good, good, good, good], NOW);
+    assert.deepEqual(results.map((r) => r.verified), [true, false, true, true, true, true]);
+    assert.deepEqual(
+      results.map((r) => r.charge?.admitted ?? null),
+      [true, null, true, true, false, false],
+    );
+    assert.equal(await charged(charges[0].key), 3);
+    assert.equal(await charged(charges[1].key), 3, "all windows or none");
+    // A pre-verified (or anonymous) request is charged without a lookup.
+    const [anon] = await runGate(tdb.db, [{ ref: null, expect: null, charges }], NOW);
+    assert.equal(anon.verified, true);
+    assert.equal(anon.charge?.admitted, false);
+  },
+);
+
+Deno.test(
+  { ...DB_TEST, name: "runGate() reads the data versions in the same statement" },
+  async () => {
+    await tdb.reset();
+    const [before] = await runGate(tdb.db, [{ ref: null, expect: null, charges: [] }], NOW);
+    assert.equal(typeof before.versions.picks, "number");
+    await tdb.db.query(
+      `insert into picks (id, game_date, player, team, opponent, market, line, side, odds)
+     values ($1, '2026-05-27', 'A', 'BOS', 'NYK', 'points', 24.5, 'over', -110)`,
+      [crypto.randomUUID()],
+    );
+    const [after] = await runGate(tdb.db, [{ ref: null, expect: null, charges: [] }], NOW);
+    assert.equal(after.versions.picks, before.versions.picks + 1);
+  },
+);
