@@ -1,12 +1,16 @@
 /**
  * `deno task bench`: a bare Deno.serve baseline and proplab's real routes, measured with wrk
  * on loopback in the same run (50 connections, median of 3 runs), printed as req/s, p50/p99
- * and the ratio to the baseline, then the issue's six targets met or missed.
+ * and the ratio to the baseline, then the issue's six targets met or missed, then where the
+ * time goes: a CPU profile of scenario 1 (one more wrk run against a `--cpu-prof` proplab).
  *
  * PostgreSQL: DATABASE_URL, or (unset) a throwaway cluster from scripts/pg-throwaway.sh
  * (needs root), stopped at the end. BENCH_SECONDS sets each wrk run's length (default 5).
+ * BENCH_ONLY=bare,1,3 runs only those scenarios (ids: bare 1 1b 2 6 3 4); BENCH_PROFILE=0
+ * skips the profile.
  */
-import { medianWrk, type WrkOptions, type WrkResult } from "./wrk.ts";
+import { medianWrk, runWrk, type WrkOptions, type WrkResult } from "./wrk.ts";
+import { formatProfileSummary, summarizeProfile } from "./profile.ts";
 import { rotatingKeysScript, seed, type Seeded } from "./seed.ts";
 import { freePort } from "../tests/support/process.ts";
 import { type Db, openPglite, openPostgres } from "../db/client.ts";
@@ -17,6 +21,14 @@ import { createLogger } from "../lib/log.ts";
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
 const USERS = 1000;
 const TODAY = "/api/v1/data/picks/today";
+const SCENARIOS = ["bare", "1", "1b", "2", "6", "3", "4"];
+const PG_SCENARIOS = ["1", "1b", "2", "6", "3"];
+const ONLY = Deno.env.get("BENCH_ONLY")?.split(",").map((s) => s.trim()).filter(Boolean);
+const PROFILE = Deno.env.get("BENCH_PROFILE") !== "0";
+
+/** A scenario's id: its name up to the first "." or space ("1b. API key…" → "1b"). */
+const scenarioId = (name: string) => name.split(/[. ]/)[0];
+const selected = (id: string) => !ONLY || ONLY.includes(id);
 
 interface Row {
   name: string;
@@ -92,8 +104,8 @@ async function spawn(
   throw new Error(`${base}${probe} did not answer 200`);
 }
 
-const proplab = (env: Record<string, string>, key: string) =>
-  spawn(["run", "-A", "main.ts", "serve"], env, TODAY, { "x-api-key": key });
+const proplab = (env: Record<string, string>, key: string, flags: string[] = []) =>
+  spawn(["run", "-A", ...flags, "main.ts", "serve"], env, TODAY, { "x-api-key": key });
 
 function rssMb(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -104,6 +116,11 @@ async function wrk(url: string, opts: WrkOptions): Promise<WrkResult> {
   const r = await medianWrk(url, { seconds: SECONDS, ...opts });
   console.error(`  measured ${Math.round(r.rps)} req/s, p99 ${r.p99Ms} ms, non-2xx ${r.non2xx}`);
   return r;
+}
+
+/** Measures scenario `name` with `run` and adds it to `rows`, unless BENCH_ONLY leaves it out. */
+async function measure(rows: Row[], name: string, run: () => Promise<WrkResult>) {
+  if (selected(scenarioId(name))) rows.push({ name, result: await run() });
 }
 
 /** 20 logins per second (scrypt on the server) for as long as `during` runs. */
@@ -172,86 +189,145 @@ interface Extra {
 }
 
 function printTable(rows: Row[]) {
-  const base = rows[0].result.rps;
+  const bare = rows.find((r) => scenarioId(r.name) === "bare")?.result;
   console.log("| scenario | req/s | p50 ms | p99 ms | non-2xx | vs bare |");
   console.log("|---|---:|---:|---:|---:|---:|");
   for (const { name, result: r } of rows) {
-    const pct = ((r.rps / base) * 100).toFixed(0);
+    const pct = bare ? `${((r.rps / bare.rps) * 100).toFixed(0)}%` : "–";
     console.log(
       `| ${name} | ${Math.round(r.rps)} | ${r.p50Ms.toFixed(2)} | ${
         r.p99Ms.toFixed(2)
-      } | ${r.non2xx} | ${pct}% |`,
+      } | ${r.non2xx} | ${pct} |`,
     );
   }
 }
 
+/** The issue's six targets; one whose scenarios BENCH_ONLY left out says "not run". */
 function printTargets(rows: Row[], x: Extra) {
-  const get = (prefix: string) => rows.find((r) => r.name.startsWith(prefix))!.result;
-  const pct = (r: WrkResult) => (r.rps / rows[0].result.rps) * 100;
+  const found = (id: string) => rows.find((r) => scenarioId(r.name) === id)?.result;
+  const ran = (...ids: string[]) => ids.every((id) => found(id));
+  const get = (id: string) => found(id)!;
+  const pct = (r: WrkResult) => (r.rps / get("bare").rps) * 100;
   const mark = (ok: boolean) => ok ? "met" : "MISSED";
-  const hot = get("1."), many = get("1b."), jwt = get("2."), refuse = get("3.");
-  const lite = get("4."), mixed = get("6.");
-  const lines = [
-    `1. API key >= 30% of bare, p99 <= 10 ms: hot ${pct(hot).toFixed(0)}% p99 ${
-      hot.p99Ms.toFixed(1)
-    } ms; 1,000 users ${pct(many).toFixed(0)}% p99 ${many.p99Ms.toFixed(1)} ms → ${
-      mark(pct(hot) >= 30 && pct(many) >= 30 && hot.p99Ms <= 10 && many.p99Ms <= 10)
-    }`,
-    `2. access token >= 30%: ${pct(jwt).toFixed(0)}% → ${mark(pct(jwt) >= 30)}`,
-    `3. 429-heavy >= 40%: ${pct(refuse).toFixed(0)}% → ${mark(pct(refuse) >= 40)}`,
-    `4. PGlite >= 10%, RSS <= 300 MB: ${pct(lite).toFixed(0)}%, RSS ${
-      x.pgliteRssMb.toFixed(0)
-    } MB → ${mark(pct(lite) >= 10 && x.pgliteRssMb <= 300)}`,
-    `5. cold start <= 300 ms on PostgreSQL: ${x.coldPgMs.toFixed(0)} ms → ${
-      mark(x.coldPgMs <= 300)
-    } (embedded PGlite: ${x.coldPgliteMs.toFixed(0)} ms)`,
-    `6. data p99 <= 20 ms under 20 logins/s: ${
-      mixed.p99Ms.toFixed(1)
-    } ms (${x.logins.done} logins ok, ${x.logins.failed} failed) → ${mark(mixed.p99Ms <= 20)}`,
+  const ms = (v: number) => Number.isFinite(v) ? `${v.toFixed(0)} ms` : "not run";
+  const targets: [string, boolean, () => string][] = [
+    ["1. API key >= 30% of bare, p99 <= 10 ms", ran("bare", "1", "1b"), () => {
+      const hot = get("1"), many = get("1b");
+      return `hot ${pct(hot).toFixed(0)}% p99 ${hot.p99Ms.toFixed(1)} ms; 1,000 users ${
+        pct(many).toFixed(0)
+      }% p99 ${many.p99Ms.toFixed(1)} ms → ${
+        mark(pct(hot) >= 30 && pct(many) >= 30 && hot.p99Ms <= 10 && many.p99Ms <= 10)
+      }`;
+    }],
+    ["2. access token >= 30%", ran("bare", "2"), () => {
+      const jwt = get("2");
+      return `${pct(jwt).toFixed(0)}% → ${mark(pct(jwt) >= 30)}`;
+    }],
+    ["3. 429-heavy >= 40%", ran("bare", "3"), () => {
+      const refuse = get("3");
+      return `${pct(refuse).toFixed(0)}% → ${mark(pct(refuse) >= 40)}`;
+    }],
+    ["4. PGlite >= 10%, RSS <= 300 MB", ran("bare", "4"), () => {
+      const lite = get("4");
+      return `${pct(lite).toFixed(0)}%, RSS ${x.pgliteRssMb.toFixed(0)} MB → ${
+        mark(pct(lite) >= 10 && x.pgliteRssMb <= 300)
+      }`;
+    }],
+    [
+      "5. cold start <= 300 ms on PostgreSQL",
+      Number.isFinite(x.coldPgMs),
+      () =>
+        `${ms(x.coldPgMs)} → ${mark(x.coldPgMs <= 300)} (embedded PGlite: ${ms(x.coldPgliteMs)})`,
+    ],
+    ["6. data p99 <= 20 ms under 20 logins/s", ran("6"), () => {
+      const mixed = get("6");
+      return `${
+        mixed.p99Ms.toFixed(1)
+      } ms (${x.logins.done} logins ok, ${x.logins.failed} failed) → ${mark(mixed.p99Ms <= 20)}`;
+    }],
   ];
-  for (const l of lines) console.log(l);
+  for (const [label, run, measured] of targets) {
+    console.log(`${label}: ${run ? measured() : "not run"}`);
+  }
+}
+
+async function bareBaseline(): Promise<WrkResult> {
+  const bare = await spawn(["run", "-A", "bench/bare.ts", "$PORT"], {}, "/");
+  try {
+    return await wrk(bare.base + "/", {});
+  } finally {
+    await bare.stop();
+  }
 }
 
 async function postgresScenarios(url: string, s: Seeded, db: Db, rows: Row[], x: Extra) {
-  const env = { DATABASE_URL: url };
-  const p = await proplab(env, s.hotKey);
+  const p = await proplab({ DATABASE_URL: url }, s.hotKey);
   x.coldPgMs = p.coldMs;
+  const today = p.base + TODAY;
+  const hotKey = { headers: { "X-API-Key": s.hotKey } };
+  const script = await Deno.makeTempFile({ suffix: ".lua" });
   try {
-    const today = p.base + TODAY;
-    const script = await Deno.makeTempFile({ suffix: ".lua" });
     await Deno.writeTextFile(script, rotatingKeysScript(s.keys));
-    rows.push({
-      name: "1. API key, 1 hot user",
-      result: await wrk(today, { headers: { "X-API-Key": s.hotKey } }),
+    await measure(rows, "1. API key, 1 hot user", () => wrk(today, hotKey));
+    await measure(rows, "1b. API key, 1,000 users", () => wrk(today, { script }));
+    await measure(rows, "2. access token (JWT), 1 hot user", async () => {
+      const token = await accessToken(p.base, s.hot.email, s.hot.password);
+      return await wrk(today, { headers: { Authorization: `Bearer ${token}` } });
     });
-    rows.push({ name: "1b. API key, 1,000 users", result: await wrk(today, { script }) });
-    const token = await accessToken(p.base, s.hot.email, s.hot.password);
-    rows.push({
-      name: "2. access token (JWT), 1 hot user",
-      result: await wrk(today, { headers: { Authorization: `Bearer ${token}` } }),
+    await measure(rows, "6. API key, 1,000 users + 20 logins/s", async () => {
+      const mixed = await withLogins(p.base, s.hot.email, s.hot.password, wrk(today, { script }));
+      x.logins = mixed.logins();
+      return mixed.result;
     });
-    const mixed = await withLogins(
-      p.base,
-      s.hot.email,
-      s.hot.password,
-      wrk(today, { script }),
-    );
-    x.logins = mixed.logins();
-    rows.push({ name: "6. API key, 1,000 users + 20 logins/s", result: mixed.result });
-    await upsertSetting(db, "ratelimit.sharp.perMinute", 10, "bench");
-    await until429(today, s.hotKey);
-    rows.push({
-      name: "3. 429-heavy (1 user, 10/min)",
-      result: await wrk(today, { headers: { "X-API-Key": s.hotKey } }),
+    await measure(rows, "3. 429-heavy (1 user, 10/min)", async () => {
+      await upsertSetting(db, "ratelimit.sharp.perMinute", 10, "bench");
+      await until429(today, s.hotKey);
+      const result = await wrk(today, hotKey);
+      await upsertSetting(db, "ratelimit.sharp.perMinute", 1_000_000_000, "bench");
+      return result;
     });
-    await upsertSetting(db, "ratelimit.sharp.perMinute", 1_000_000_000, "bench");
-    await Deno.remove(script);
   } finally {
+    await Deno.remove(script);
     await p.stop();
   }
 }
 
-async function pgliteScenario(rows: Row[], x: Extra) {
+/**
+ * One more wrk run of scenario 1 against a proplab started with `--cpu-prof`, which writes
+ * its profile when it exits after SIGTERM. Not part of the table. Returns the report lines.
+ */
+async function profileScenario1(url: string, s: Seeded): Promise<string[]> {
+  const dir = await Deno.makeTempDir({ prefix: "proplab-prof-" });
+  try {
+    const flags = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+    const p = await proplab({ DATABASE_URL: url }, s.hotKey, flags);
+    try {
+      const r = await runWrk(p.base + TODAY, {
+        seconds: SECONDS,
+        headers: { "X-API-Key": s.hotKey },
+      });
+      console.error(`  profiled ${Math.round(r.rps)} req/s, non-2xx ${r.non2xx}`);
+    } finally {
+      await p.stop();
+    }
+    const status = await p.child.status;
+    const file = [...Deno.readDirSync(dir)].find((e) => e.name.endsWith(".cpuprofile"));
+    if (!file) {
+      const exit = status.signal ? `signal ${status.signal}` : `code ${status.code}`;
+      return [`Where the time goes: no CPU profile was written (proplab exited with ${exit})`];
+    }
+    const profile = JSON.parse(await Deno.readTextFile(`${dir}/${file.name}`));
+    const summary = summarizeProfile(profile, { root: new URL("../", import.meta.url).href });
+    return [
+      `Where the time goes (CPU profile of scenario 1, ${summary.sampledMs.toFixed(0)} ms sampled)`,
+      ...formatProfileSummary(summary),
+    ];
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function pgliteScenario(x: Extra): Promise<WrkResult> {
   const dataDir = await Deno.makeTempDir({ prefix: "proplab-bench-" });
   const db = await openPglite(dataDir);
   await migrateDatabase(db, createLogger("error"));
@@ -260,11 +336,9 @@ async function pgliteScenario(rows: Row[], x: Extra) {
   const p = await proplab({ DATA_DIR: dataDir, DATABASE_URL: "" }, s.hotKey);
   x.coldPgliteMs = p.coldMs;
   try {
-    rows.push({
-      name: "4. PGlite embedded, API key, 1 hot user",
-      result: await wrk(p.base + TODAY, { headers: { "X-API-Key": s.hotKey } }),
-    });
+    const result = await wrk(p.base + TODAY, { headers: { "X-API-Key": s.hotKey } });
     x.pgliteRssMb = rssMb(p.child.pid);
+    return result;
   } finally {
     await p.stop();
     await Deno.remove(dataDir, { recursive: true });
@@ -273,6 +347,13 @@ async function pgliteScenario(rows: Row[], x: Extra) {
 
 if (import.meta.main) {
   await requireWrk();
+  const unknown = ONLY?.filter((id) => !SCENARIOS.includes(id)) ?? [];
+  if (unknown.length) {
+    console.error(
+      `BENCH_ONLY: unknown scenario ${unknown.join(",")} (ids: ${SCENARIOS.join(",")})`,
+    );
+    Deno.exit(2);
+  }
   const pg = await benchPostgres();
   const db = openPostgres(pg.url, { max: 2 });
   try {
@@ -282,14 +363,10 @@ if (import.meta.main) {
     const seeded = await seed(db, USERS);
     const rows: Row[] = [];
     const x: Extra = { coldPgMs: NaN, coldPgliteMs: NaN, pgliteRssMb: NaN, logins: {} as never };
-    const bare = await spawn(["run", "-A", "bench/bare.ts", "$PORT"], {}, "/");
-    try {
-      rows.push({ name: "bare Deno.serve, small JSON", result: await wrk(bare.base + "/", {}) });
-    } finally {
-      await bare.stop();
-    }
-    await postgresScenarios(pg.url, seeded, db, rows, x);
-    await pgliteScenario(rows, x);
+    await measure(rows, "bare Deno.serve, small JSON", bareBaseline);
+    if (PG_SCENARIOS.some(selected)) await postgresScenarios(pg.url, seeded, db, rows, x);
+    const profile = PROFILE ? await profileScenario1(pg.url, seeded) : [];
+    await measure(rows, "4. PGlite embedded, API key, 1 hot user", () => pgliteScenario(x));
     console.log(
       `\nwrk -t2 -c50 -d${SECONDS}s, median of 3; ${navigator.hardwareConcurrency} cores; ` +
         `Deno ${Deno.version.deno}; PostgreSQL: ${facts}\n`,
@@ -297,6 +374,8 @@ if (import.meta.main) {
     printTable(rows);
     console.log();
     printTargets(rows, x);
+    if (profile.length) console.log();
+    for (const line of profile) console.log(line);
   } finally {
     await db.close();
     await pg.stop();
