@@ -65,7 +65,12 @@ Deno.test("constantTimeEqual() compares every character with no early exit", asy
   assert.equal(constantTimeEqual("", ""), true);
   assert.match(secrets, /return constantTimeEqual\(rest\.slice\(BODY_LENGTH\), checksum/);
   assert.match(await src("../lib/password.ts"), /timingSafeEqual\(key, parsed\.key\)/);
-  assert.match(await src("../lib/jwt.ts"), /crypto\.subtle\.verify\("HMAC"/);
+  const jwt = await src("../lib/jwt.ts");
+  assert.match(jwt, /createHmac\("sha256", secret\)/);
+  assert.match(
+    jwt,
+    /presented\.length !== expected\.length \|\| !timingSafeEqual\(presented, expected\)/,
+  );
   const authn = await src("../routes/authenticate.ts");
   assert.match(authn, /constantTimeEqual\(row\.key_hash, hash\)/);
   assert.match(authn, /constantTimeEqual\(row\.token_hash, hash\)/);
