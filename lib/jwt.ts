@@ -1,8 +1,10 @@
 /**
- * HS256 access tokens (RFC 7519) via Web Crypto. Verification pins the algorithm, requires a
- * known `kid`, checks the signature in constant time (crypto.subtle.verify), the claim types,
- * and `exp`/`nbf`/`iat` with a small clock skew. The keyring imports each key once.
+ * HS256 access tokens (RFC 7519) via node:crypto. Verification pins the algorithm, requires a
+ * known `kid`, compares the HMAC-SHA-256 in constant time (timingSafeEqual), then checks the
+ * claim types and `exp`/`nbf`/`iat` with a small clock skew. The keyring remembers tokens
+ * whose signature held: a repeat skips the HMAC, never the key and time checks.
  */
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { type Tier, TIERS } from "./policy.ts";
 
 /** Access tokens live 15 minutes. */
@@ -53,15 +55,13 @@ const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 /** base64url without padding. */
 export function b64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replace(/=+$/, "");
+  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
 function unb64url(text: string): Uint8Array<ArrayBuffer> {
   if (!SEGMENT_RE.test(text)) throw new JwtError("malformed");
-  const b64 = text.replaceAll("-", "+").replaceAll("_", "/");
   try {
-    return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    return Uint8Array.fromBase64(text, { alphabet: "base64url" });
   } catch {
     throw new JwtError("malformed");
   }
@@ -77,31 +77,30 @@ function jsonSegment(text: string): Record<string, unknown> {
   throw new JwtError("malformed");
 }
 
-/** Imports raw key bytes as an HMAC-SHA-256 key usable to sign and verify. */
-export function importHmacKey(secret: Uint8Array<ArrayBuffer>): Promise<CryptoKey> {
-  return crypto.subtle.importKey("raw", secret, { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-    "verify",
-  ]);
+function hs256(secret: Uint8Array, input: string): Uint8Array {
+  return createHmac("sha256", secret).update(input).digest();
 }
 
-/** Signs `claims` with `key`, naming it `kid` in the header. */
-export async function signJwt(claims: AccessClaims, kid: string, key: CryptoKey): Promise<string> {
+/** Signs `claims` with the key bytes `secret`, naming it `kid` in the header. */
+export function signJwt(claims: AccessClaims, kid: string, secret: Uint8Array): string {
   const header = b64url(enc.encode(JSON.stringify({ alg: "HS256", typ: "JWT", kid })));
   const payload = b64url(enc.encode(JSON.stringify(claims)));
-  const sig = await crypto.subtle.sign("HMAC", key, enc.encode(`${header}.${payload}`));
-  return `${header}.${payload}.${b64url(new Uint8Array(sig))}`;
+  return `${header}.${payload}.${b64url(hs256(secret, `${header}.${payload}`))}`;
 }
 
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
 
-function checkClaims(p: Record<string, unknown>, nowS: number): AccessClaims {
+function parseClaims(p: Record<string, unknown>): AccessClaims {
   const typed = typeof p.sub === "string" && UUID_RE.test(p.sub) &&
     typeof p.sid === "string" && UUID_RE.test(p.sid) &&
     typeof p.tier === "string" && (TIERS as readonly string[]).includes(p.tier) &&
     isInt(p.iat) && isInt(p.exp) && isInt(p.nbf);
   if (!typed) throw new JwtError("claims");
-  const claims = p as unknown as AccessClaims;
+  return p as unknown as AccessClaims;
+}
+
+function checkTimes(claims: AccessClaims, nowMs: number): AccessClaims {
+  const nowS = Math.floor(nowMs / 1000);
   if (claims.exp <= nowS - CLOCK_SKEW_S) throw new JwtError("expired");
   if (claims.nbf > nowS + CLOCK_SKEW_S || claims.iat > nowS + CLOCK_SKEW_S) {
     throw new JwtError("not-yet-valid");
@@ -109,15 +108,16 @@ function checkClaims(p: Record<string, unknown>, nowS: number): AccessClaims {
   return claims;
 }
 
-/**
- * Verifies a compact JWS and returns its claims; throws JwtError. `keyFor` returns the
- * verification key of a `kid`, or null when there is none.
- */
-export async function verifyJwt(
+/** A token whose signature held: the key that signed it and its typed claims. */
+interface Signed {
+  kid: string;
+  claims: AccessClaims;
+}
+
+async function verifySignature(
   token: string,
-  keyFor: (kid: string) => Promise<CryptoKey | null>,
-  nowMs: number,
-): Promise<AccessClaims> {
+  secretFor: (kid: string) => Promise<Uint8Array | null>,
+): Promise<Signed> {
   const parts = token.split(".");
   if (parts.length !== 3 || parts.some((p) => p === "")) throw new JwtError("malformed");
   const header = jsonSegment(parts[0]);
@@ -125,20 +125,38 @@ export async function verifyJwt(
   if (header.alg !== "HS256") throw new JwtError("algorithm");
   if (header.typ !== undefined && header.typ !== "JWT") throw new JwtError("malformed");
   if (typeof header.kid !== "string" || header.kid.length > 64) throw new JwtError("unknown-kid");
-  const sig = unb64url(parts[2]);
+  const presented = unb64url(parts[2]);
   if (!SEGMENT_RE.test(parts[1])) throw new JwtError("malformed");
-  const key = await keyFor(header.kid);
-  if (!key) throw new JwtError("unknown-kid");
+  const secret = await secretFor(header.kid);
+  if (!secret) throw new JwtError("unknown-kid");
+  const expected = hs256(secret, `${parts[0]}.${parts[1]}`);
+  // Constant time over equal lengths; a wrong length is refused without comparing.
+  if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
+    throw new JwtError("signature");
+  }
   // The payload is parsed only once the signature holds.
-  const ok = await crypto.subtle.verify("HMAC", key, sig, enc.encode(`${parts[0]}.${parts[1]}`));
-  if (!ok) throw new JwtError("signature");
-  return checkClaims(jsonSegment(parts[1]), Math.floor(nowMs / 1000));
+  return { kid: header.kid, claims: parseClaims(jsonSegment(parts[1])) };
 }
+
+/**
+ * Verifies a compact JWS and returns its claims; throws JwtError. `secretFor` returns the key
+ * bytes of a `kid`, or null when there is none.
+ */
+export async function verifyJwt(
+  token: string,
+  secretFor: (kid: string) => Promise<Uint8Array | null>,
+  nowMs: number,
+): Promise<AccessClaims> {
+  return checkTimes((await verifySignature(token, secretFor)).claims, nowMs);
+}
+
+/** Whom an access token is issued to. */
+export type Subject = { userId: string; sessionId: string; tier: Tier };
 
 /** Signs with the current key and verifies with every still-valid one. */
 export interface Keyring {
   /** Issues a 15-minute access token for a session, signed with the current key. */
-  issue(subject: { userId: string; sessionId: string; tier: Tier }): Promise<string>;
+  issue(subject: Subject): Promise<string>;
   verify(token: string): Promise<AccessClaims>;
   /** Re-reads the keys (after a rotation elsewhere). */
   reload(): Promise<void>;
@@ -147,26 +165,33 @@ export interface Keyring {
 
 // An unknown kid triggers a reload at most this often, so forged kids cannot flood the db.
 const RELOAD_THROTTLE_MS = 1000;
+// Tokens remembered with a signature that held; only validly signed tokens get in, and the
+// whole map is dropped when full, so memory stays bounded (a few MB).
+const SIGNED_CACHE_MAX = 10_000;
 
-/** A keyring over `load` (the stored keys); CryptoKeys are imported once per kid. */
+/**
+ * A keyring over `load` (the stored keys). A token seen before skips the HMAC, but its key
+ * must still be usable and its times are checked against `now()` on every call.
+ */
 export async function createKeyring(
   load: () => Promise<KeyMaterial[]>,
   now: () => number,
 ): Promise<Keyring> {
-  const imported = new Map<string, CryptoKey>();
+  const signed = new Map<string, Signed>();
   let keys: KeyMaterial[] = [];
   let lastReload = -Infinity;
   const reload = async () => {
     lastReload = now();
-    const fresh = await load();
-    for (const k of fresh) {
-      if (!imported.has(k.kid)) imported.set(k.kid, await importHmacKey(k.secret));
-    }
-    keys = fresh;
+    keys = await load();
+    signed.clear();
   };
   await reload();
   const usable = (k: KeyMaterial) =>
     k.retiredAt === null || now() < k.retiredAt + (ACCESS_TTL_S + CLOCK_SKEW_S) * 1000;
+  const usableSecret = (kid: string) => {
+    const k = keys.find((x) => x.kid === kid);
+    return k && usable(k) ? k.secret : null;
+  };
   const current = () => {
     const active = keys.filter((k) => k.retiredAt === null).sort((a, b) =>
       b.createdAt - a.createdAt
@@ -174,22 +199,33 @@ export async function createKeyring(
     if (!active.length) throw new Error("no active signing key");
     return active[0];
   };
-  const keyFor = async (kid: string) => {
-    let k = keys.find((x) => x.kid === kid);
-    if (!k && now() - lastReload > RELOAD_THROTTLE_MS) {
+  const sign = ({ userId, sessionId, tier }: Subject) => {
+    const iat = Math.floor(now() / 1000);
+    const k = current();
+    const claims = { sub: userId, sid: sessionId, tier, iat, nbf: iat, exp: iat + ACCESS_TTL_S };
+    return signJwt(claims, k.kid, k.secret);
+  };
+  const secretFor = async (kid: string) => {
+    if (!keys.some((x) => x.kid === kid) && now() - lastReload > RELOAD_THROTTLE_MS) {
       await reload();
-      k = keys.find((x) => x.kid === kid);
     }
-    return k && usable(k) ? imported.get(kid)! : null;
+    return usableSecret(kid);
   };
   return {
-    async issue({ userId, sessionId, tier }) {
-      const iat = Math.floor(now() / 1000);
-      const k = current();
-      const claims = { sub: userId, sid: sessionId, tier, iat, nbf: iat, exp: iat + ACCESS_TTL_S };
-      return await signJwt(claims, k.kid, imported.get(k.kid)!);
+    issue: (subject) => Promise.try(sign, subject),
+    async verify(token) {
+      const hit = signed.get(token);
+      if (hit) {
+        // Same string, same signature: only the key's retirement and the clock can change.
+        if (!usableSecret(hit.kid)) throw new JwtError("unknown-kid");
+        return checkTimes(hit.claims, now());
+      }
+      const fresh = await verifySignature(token, secretFor);
+      const claims = checkTimes(fresh.claims, now());
+      if (signed.size >= SIGNED_CACHE_MAX) signed.clear();
+      signed.set(token, { kid: fresh.kid, claims: Object.freeze(claims) });
+      return claims;
     },
-    verify: (token) => verifyJwt(token, keyFor, now()),
     reload,
     currentKid: () => current().kid,
   };

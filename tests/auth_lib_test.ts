@@ -12,7 +12,6 @@ import {
   type AccessClaims,
   b64url,
   createKeyring,
-  importHmacKey,
   JwtError,
   type KeyMaterial,
   signJwt,
@@ -114,14 +113,13 @@ async function reason(p: Promise<unknown>): Promise<string> {
 }
 
 const enc = (v: unknown) => b64url(new TextEncoder().encode(JSON.stringify(v)));
+const flip = (seg: string) => seg.slice(0, 5) + (seg[5] === "A" ? "B" : "A") + seg.slice(6);
 
 Deno.test("`verifyJwt()` accepts a good token and refuses tampering of each segment", async () => {
-  const key = await importHmacKey(SECRET);
-  const keyFor = (kid: string) => Promise.resolve(kid === "k1" ? key : null);
-  const token = await signJwt(CLAIMS, "k1", key);
+  const keyFor = (kid: string) => Promise.resolve(kid === "k1" ? SECRET : null);
+  const token = signJwt(CLAIMS, "k1", SECRET);
   assert.deepEqual(await verifyJwt(token, keyFor, T0), CLAIMS);
   const [h, p, s] = token.split(".");
-  const flip = (seg: string) => seg.slice(0, 5) + (seg[5] === "A" ? "B" : "A") + seg.slice(6);
   assert.equal(await reason(verifyJwt(`${flip(h)}.${p}.${s}`, keyFor, T0)), "malformed");
   assert.equal(await reason(verifyJwt(`${h}.${flip(p)}.${s}`, keyFor, T0)), "signature");
   assert.equal(await reason(verifyJwt(`${h}.${p}.${flip(s)}`, keyFor, T0)), "signature");
@@ -133,8 +131,7 @@ Deno.test("`verifyJwt()` accepts a good token and refuses tampering of each segm
 });
 
 Deno.test("`verifyJwt()` pins HS256: alg none, RS256 and unknown kids are refused", async () => {
-  const key = await importHmacKey(SECRET);
-  const keyFor = (kid: string) => Promise.resolve(kid === "k1" ? key : null);
+  const keyFor = (kid: string) => Promise.resolve(kid === "k1" ? SECRET : null);
   const body = enc(CLAIMS);
   const none = `${enc({ alg: "none", typ: "JWT", kid: "k1" })}.${body}.`;
   assert.equal(await reason(verifyJwt(none + "x", keyFor, T0)), "algorithm");
@@ -142,15 +139,14 @@ Deno.test("`verifyJwt()` pins HS256: alg none, RS256 and unknown kids are refuse
   assert.equal(await reason(verifyJwt(rs, keyFor, T0)), "algorithm");
   const lower = `${enc({ alg: "hs256", kid: "k1" })}.${body}.AAAA`;
   assert.equal(await reason(verifyJwt(lower, keyFor, T0)), "algorithm");
-  const other = await signJwt(CLAIMS, "k2", key);
+  const other = signJwt(CLAIMS, "k2", SECRET);
   assert.equal(await reason(verifyJwt(other, keyFor, T0)), "unknown-kid");
   const noKid = `${enc({ alg: "HS256" })}.${body}.AAAA`;
   assert.equal(await reason(verifyJwt(noKid, keyFor, T0)), "unknown-kid");
 });
 
 Deno.test("`verifyJwt()` refuses claims of the wrong type", async () => {
-  const key = await importHmacKey(SECRET);
-  const keyFor = () => Promise.resolve(key);
+  const keyFor = () => Promise.resolve(SECRET);
   const bad: Record<string, unknown>[] = [
     { sub: 42 },
     { sub: "not-a-uuid" },
@@ -161,21 +157,20 @@ Deno.test("`verifyJwt()` refuses claims of the wrong type", async () => {
     { nbf: undefined },
   ];
   for (const change of bad) {
-    const token = await signJwt({ ...CLAIMS, ...change } as AccessClaims, "k1", key);
+    const token = signJwt({ ...CLAIMS, ...change } as AccessClaims, "k1", SECRET);
     assert.equal(await reason(verifyJwt(token, keyFor, T0)), "claims", JSON.stringify(change));
   }
 });
 
 Deno.test("`verifyJwt()` checks exp and nbf with 30 s of skew on a fixed clock", async () => {
-  const key = await importHmacKey(SECRET);
-  const keyFor = () => Promise.resolve(key);
-  const token = await signJwt(CLAIMS, "k1", key);
+  const keyFor = () => Promise.resolve(SECRET);
+  const token = signJwt(CLAIMS, "k1", SECRET);
   const at = (s: number) => verifyJwt(token, keyFor, (S0 + s) * 1000);
   assert.equal(await reason(at(929)), "accepted");
   assert.equal(await reason(at(930)), "expired");
   assert.equal(await reason(at(-30)), "accepted");
   assert.equal(await reason(at(-31)), "not-yet-valid");
-  const later = await signJwt({ ...CLAIMS, nbf: S0 + 600 }, "k1", key);
+  const later = signJwt({ ...CLAIMS, nbf: S0 + 600 }, "k1", SECRET);
   assert.equal(await reason(verifyJwt(later, keyFor, T0)), "not-yet-valid");
   assert.equal(await reason(verifyJwt(later, keyFor, T0 + 600_000)), "accepted");
 });
@@ -215,14 +210,81 @@ Deno.test("`createKeyring()` reloads once for an unknown kid (a rotation on anot
   };
   const ring = await createKeyring(load, () => clock + loads * 5000);
   const other = crypto.getRandomValues(new Uint8Array(32));
-  const token = await signJwt(
+  const token = signJwt(
     { ...CLAIMS, iat: S0 + 5, nbf: S0 + 5, exp: S0 + 905 },
     "b",
-    await importHmacKey(other),
+    other,
   );
   stored = [...stored, { kid: "b", secret: other, createdAt: 2, retiredAt: null }];
   assert.equal((await ring.verify(token)).sub, CLAIMS.sub);
   assert.equal(loads, 2);
+});
+
+/** A keyring of one current key `k1` (a copy of SECRET, so a test may zero it) on `clock()`. */
+async function ringOf(clock: () => number) {
+  const secret = SECRET.slice();
+  const ring = await createKeyring(
+    () => Promise.resolve([{ kid: "k1", secret, createdAt: 1, retiredAt: null }]),
+    clock,
+  );
+  return { ring, secret };
+}
+
+Deno.test("`createKeyring()` skips the HMAC of a token seen before, not its exp", async () => {
+  let clock = T0;
+  const { ring, secret } = await ringOf(() => clock);
+  const token = signJwt(CLAIMS, "k1", secret);
+  assert.equal(await reason(ring.verify(token)), "accepted");
+  // Zeroing the key in place fails any fresh HMAC: from here on only the cache can accept.
+  secret.fill(0);
+  clock = T0 + 929_000;
+  assert.equal(await reason(ring.verify(token)), "accepted");
+  clock = T0 + 930_000;
+  assert.equal(await reason(ring.verify(token)), "expired");
+  // reload() forgets it: the HMAC runs again, against the zeroed key.
+  clock = T0;
+  await ring.reload();
+  assert.equal(await reason(ring.verify(token)), "signature");
+});
+
+Deno.test("`createKeyring()` refuses a remembered token once its key is past its grace", async () => {
+  let clock = T0;
+  const secret = SECRET.slice();
+  let stored: KeyMaterial[] = [{ kid: "old", secret, createdAt: 1, retiredAt: null }];
+  const ring = await createKeyring(() => Promise.resolve(stored), () => clock);
+  // Valid for an hour, so only the key's retirement can refuse it.
+  const token = signJwt({ ...CLAIMS, exp: S0 + 3600 }, "old", secret);
+  const fresh = crypto.getRandomValues(new Uint8Array(32));
+  stored = [
+    { kid: "old", secret, createdAt: 1, retiredAt: T0 },
+    { kid: "new", secret: fresh, createdAt: 2, retiredAt: null },
+  ];
+  await ring.reload();
+  assert.equal(await reason(ring.verify(token)), "accepted");
+  secret.fill(0);
+  clock = T0 + 929_000;
+  assert.equal(await reason(ring.verify(token)), "accepted", "from the cache");
+  clock = T0 + 930_000;
+  assert.equal(await reason(ring.verify(token)), "unknown-kid");
+});
+
+Deno.test("`createKeyring()` refuses every string but the remembered token itself", async () => {
+  const { ring } = await ringOf(() => T0);
+  const token = signJwt(CLAIMS, "k1", SECRET);
+  assert.equal(await reason(ring.verify(token)), "accepted");
+  const [h, p, s] = token.split(".");
+  const forged: [string, string][] = [
+    [`${h}.${flip(p)}.${s}`, "signature"],
+    [`${h}.${enc({ ...CLAIMS, tier: "admin" })}.${s}`, "signature"],
+    [`${h}.${p}.${flip(s)}`, "signature"],
+    [`${h}.${p}.${s.slice(0, -1)}`, "signature"],
+    [`${token}A`, "signature"],
+    [`${enc({ alg: "none", typ: "JWT", kid: "k1" })}.${p}.${s}`, "algorithm"],
+    [`${enc({ alg: "RS256", typ: "JWT", kid: "k1" })}.${p}.${s}`, "algorithm"],
+    [`${token} `, "malformed"],
+  ];
+  for (const [bad, why] of forged) assert.equal(await reason(ring.verify(bad)), why, bad);
+  assert.equal(await reason(ring.verify(token)), "accepted");
 });
 
 Deno.test("password hasher: self-describing scrypt, verify, rehash and the dummy path", async () => {
