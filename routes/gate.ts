@@ -10,7 +10,11 @@ import { createBatcher } from "../lib/batch.ts";
 /** Sends one request's item through the next gate statement. */
 export type Gate = (item: GateItem) => Promise<GateResult>;
 
-/** A gate over `db`; up to two statements in flight, the rest queue for the next one. */
+/**
+ * A gate over `db`: one statement in flight; requests arriving meanwhile queue for the next,
+ * which makes batches about twice as large as with two in flight, and measured faster
+ * (hot key 22k vs 19k req/s; 1,000 keys 13.5k vs 12k; PostgreSQL CPU a third lower).
+ */
 export function createGate(db: Queryable, now: () => number): Gate {
-  return createBatcher((items: GateItem[]) => runGate(db, items, now()), 2);
+  return createBatcher((items: GateItem[]) => runGate(db, items, now()), 1);
 }
