@@ -127,6 +127,7 @@ async function measure(rows: Row[], name: string, run: () => Promise<WrkResult>)
 async function withLogins<T>(base: string, email: string, password: string, during: Promise<T>) {
   let done = 0;
   let failed = 0;
+  let busy = 0;
   const inFlight = new Set<Promise<void>>();
   let running = true;
   const login = async () => {
@@ -137,6 +138,7 @@ async function withLogins<T>(base: string, email: string, password: string, duri
     });
     await res.body?.cancel();
     if (res.ok) done++;
+    else if (res.status === 503) busy++;
     else failed++;
   };
   const timer = setInterval(() => {
@@ -145,7 +147,7 @@ async function withLogins<T>(base: string, email: string, password: string, duri
     inFlight.add(p);
   }, 50);
   try {
-    return { result: await during, logins: () => ({ done, failed }) };
+    return { result: await during, logins: () => ({ done, busy, failed }) };
   } finally {
     running = false;
     clearInterval(timer);
@@ -185,7 +187,7 @@ interface Extra {
   coldPgMs: number;
   coldPgliteMs: number;
   pgliteRssMb: number;
-  logins: { done: number; failed: number };
+  logins: { done: number; busy: number; failed: number };
 }
 
 function printTable(rows: Row[]) {
@@ -241,9 +243,16 @@ function printTargets(rows: Row[], x: Extra) {
     ],
     ["6. data p99 <= 20 ms under 20 logins/s", ran("6"), () => {
       const mixed = get("6");
-      return `${
-        mixed.p99Ms.toFixed(1)
-      } ms (${x.logins.done} logins ok, ${x.logins.failed} failed) → ${mark(mixed.p99Ms <= 20)}`;
+      const { done, busy, failed } = x.logins;
+      const seconds = (done + busy + failed) / 20;
+      const verdict = mixed.p99Ms > 20
+        ? mark(false)
+        : busy > 0
+        ? `met for the ${(done / seconds).toFixed(1)} logins/s hashed; the rest were shed ` +
+          `(scrypt at 20/s needs about 11 cores)`
+        : mark(true);
+      return `${mixed.p99Ms.toFixed(1)} ms (${done} logins hashed and ok, ${busy} refused ` +
+        `503 busy, ${failed} failed) → ${verdict}`;
     }],
   ];
   for (const [label, run, measured] of targets) {

@@ -4,6 +4,8 @@
  * Parameters live in the string, so they can be raised and old hashes upgraded at login.
  */
 import { scrypt, timingSafeEqual } from "node:crypto";
+import { createBoundedPool, PoolFull } from "./async.ts";
+import { ApiError } from "./problem.ts";
 
 /** scrypt cost parameters: N = 2^ln. */
 export interface ScryptParams {
@@ -66,11 +68,40 @@ function formatHash(params: ScryptParams, salt: Uint8Array, key: Uint8Array): st
   return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${b64(salt)}$${b64(key)}`;
 }
 
-/** A scrypt hasher with `params` for new hashes, deriving keys with `kdf`. */
+/**
+ * How many derivations run at once, and how many may wait. scrypt at N=2^17 takes about
+ * half a second of one core: unbounded, 20 logins a second would need ten cores and starve
+ * every other request. One fewer than the cores (at least one) leaves a core for the rest;
+ * a login that would wait behind more than eight per running derivation (about 4 s) is
+ * refused at once with 503 and Retry-After instead.
+ */
+export interface HashingLimits {
+  concurrency: number;
+  queueLimit: number;
+}
+
+export function defaultHashingLimits(cores = navigator.hardwareConcurrency): HashingLimits {
+  const concurrency = Math.max(1, cores - 1);
+  return { concurrency, queueLimit: concurrency * 8 };
+}
+
+/** A scrypt hasher with `params` for new hashes, deriving keys with `derive` within `limits`. */
 export function createPasswordHasher(
   params: ScryptParams = DEFAULT_SCRYPT,
-  kdf: Kdf = scryptKdf,
+  derive: Kdf = scryptKdf,
+  limits: HashingLimits = defaultHashingLimits(),
 ): PasswordHasher {
+  const pool = createBoundedPool(limits.concurrency, limits.queueLimit);
+  const kdf: Kdf = async (password, salt, p) => {
+    try {
+      return await pool.run(() => derive(password, salt, p));
+    } catch (err) {
+      if (!(err instanceof PoolFull)) throw err;
+      throw new ApiError("busy", "Too many password checks are waiting; retry shortly", {
+        headers: { "retry-after": "1" },
+      });
+    }
+  };
   // Verifying an unknown email costs one full scrypt with the current parameters.
   const dummy = formatHash(params, new Uint8Array(SALT_LENGTH), new Uint8Array(KEY_LENGTH));
   return {

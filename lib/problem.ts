@@ -19,6 +19,7 @@ export type ErrorCode =
   | "quota-exceeded"
   | "internal"
   | "database-unavailable"
+  | "busy"
   | "shutting-down";
 
 /** Status and public title of every error code. */
@@ -44,6 +45,7 @@ export const CODE_STATUS = {
   "quota-exceeded": { status: 429, title: "Rate limit exceeded" },
   "internal": { status: 500, title: "Internal server error" },
   "database-unavailable": { status: 503, title: "Service unavailable" },
+  "busy": { status: 503, title: "Server busy" },
   "shutting-down": { status: 503, title: "Service unavailable" },
 } as const satisfies Record<ErrorCode, { status: number; title: string }>;
 

@@ -401,3 +401,44 @@ Deno.test(
     });
   },
 );
+
+Deno.test(
+  { ...DB_TEST, name: "POST /auth/login sheds load with 503 busy beyond the hashing queue" },
+  async () => {
+    let running = 0;
+    let most = 0;
+    const passwords = createPasswordHasher(DEFAULT_SCRYPT, async (password, salt, params) => {
+      most = Math.max(most, ++running);
+      try {
+        return await scryptKdf(password, salt, params);
+      } finally {
+        running--;
+      }
+    }, { concurrency: 1, queueLimit: 2 });
+    await withServer({}, async (s) => {
+      for (const k of ["ratelimit.login.perEmailIp", "ratelimit.login.perIp"] as const) {
+        await upsertSetting(tdb.db, k, 1_000_000, "test");
+      }
+      await s.running.deps.settings.refresh();
+      const user = await createUser(tdb.db, { tier: "free" });
+      const login = () =>
+        fetch(s.url("/api/v1/auth/login"), {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ email: user.email, password: user.password }),
+        });
+      const answers = await Promise.all(Array.from({ length: 6 }, login));
+      const statuses = answers.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [200, 200, 200, 503, 503, 503], "1 running + 2 waiting");
+      for (const res of answers) {
+        if (res.status === 503) {
+          const body = await assertProblem(res, 503, "busy");
+          assert.equal(res.headers.get("retry-after"), "1");
+          assert.match(String(body.detail), /retry/);
+        } else await res.body?.cancel();
+      }
+      assert.equal(most, 1, "never two derivations at once");
+      assert.equal((await login()).status, 200, "the queue drained");
+    }, passwords);
+  },
+);
