@@ -193,7 +193,12 @@ async function runOnLiveConnection<T>(
 
 /** Opens (creating on first use) an embedded PGlite database in `dataDir`; `null` = in memory. */
 export async function openPglite(dataDir: string | null): Promise<Db> {
-  const pg = dataDir === null ? await PGlite.create() : await PGlite.create(dataDir);
+  // PGlite's PostgreSQL defaults to 128 MB of shared buffers, allocated inside the process:
+  // 16 MB holds this app's working set and keeps the embedded server about 100 MB smaller.
+  const options = { postgresqlconf: ["shared_buffers = 16MB"] };
+  const pg = dataDir === null
+    ? await PGlite.create(options)
+    : await PGlite.create(dataDir, options);
   const wrap = (q: Pick<PGlite, "query" | "exec">): Queryable => ({
     async query<T>(text: string, params: readonly unknown[] = []) {
       const res = await q.query<T>(text, params as unknown[]);

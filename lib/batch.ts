@@ -13,7 +13,11 @@ export type BatchRun<I, O> = (items: I[]) => Promise<O[]>;
  * Returns a function that queues `item` and resolves with its result. Items queued while
  * `maxInFlight` batches are running go together in the next one.
  */
-export function createBatcher<I, O>(run: BatchRun<I, O>, maxInFlight = 1): (item: I) => Promise<O> {
+export function createBatcher<I, O>(
+  run: BatchRun<I, O>,
+  maxInFlight = 1,
+  wait: "microtask" | "macrotask" = "microtask",
+): (item: I) => Promise<O> {
   type Waiter = { item: I; resolve: (o: O) => void; reject: (e: unknown) => void };
   let queue: Waiter[] = [];
   let inFlight = 0;
@@ -33,11 +37,14 @@ export function createBatcher<I, O>(run: BatchRun<I, O>, maxInFlight = 1): (item
       schedule();
     });
   };
-  // One microtask later, so everything queued in the same tick goes in one batch.
+  // One microtask later, so everything queued in the same tick goes in one batch. A `run`
+  // that finishes without yielding to the event loop (in-process PGlite) would then take
+  // one request per batch: "macrotask" waits until the requests already received are in.
   const schedule = () => {
     if (scheduled || queue.length === 0) return;
     scheduled = true;
-    queueMicrotask(flush);
+    if (wait === "microtask") queueMicrotask(flush);
+    else setImmediate(flush);
   };
 
   return (item) =>
