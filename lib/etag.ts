@@ -2,7 +2,7 @@
 import { createHash } from "node:crypto";
 
 /** A strong ETag: the quoted base64url SHA-256 of the body. */
-export function etagOf(body: string | Uint8Array): string {
+export function etagOf(body: string): string {
   return `"${createHash("sha256").update(body).digest("base64url")}"`;
 }
 
@@ -26,15 +26,8 @@ export function cachedJson(req: Request, body: unknown): Response {
   return cachedJsonText(req, JSON.stringify(body));
 }
 
-/**
- * `cachedJson` of an already serialised body (and its ETag, when known); a body kept as
- * UTF-8 bytes is not encoded again.
- */
-export function cachedJsonText(
-  req: Request,
-  text: string | Uint8Array<ArrayBuffer>,
-  etag = etagOf(text),
-): Response {
+/** `cachedJson` of an already serialised body (and its ETag, when known). */
+export function cachedJsonText(req: Request, text: string, etag = etagOf(text)): Response {
   const headers = new Headers({ etag, "cache-control": "private, no-cache" });
   if (ifNoneMatchHits(req.headers.get("if-none-match"), etag)) {
     return new Response(null, { status: 304, headers });

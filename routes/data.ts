@@ -34,7 +34,7 @@ export interface DataCache {
     key: string,
     load: () => Promise<string>,
     version?: number,
-  ): Promise<{ body: Uint8Array<ArrayBuffer>; etag: string }>;
+  ): Promise<{ text: string; etag: string }>;
 }
 
 /**
@@ -47,19 +47,16 @@ export function createDataCache(db: Queryable, maxEntries = 256): DataCache {
     const v = await findDataVersion(db, "picks");
     return items.map(() => v);
   });
-  let entries = new Map<
-    string,
-    { version: number; body: Uint8Array<ArrayBuffer>; etag: string }
-  >();
-  const utf8 = new TextEncoder();
+  // Kept as text: Deno copies a byte body on every Response, a string it sends as is.
+  let entries = new Map<string, { version: number; text: string; etag: string }>();
   return {
     async page(key, load, known) {
       // Read before loading: a page loaded after a newer change is only refreshed once more.
       const v = known ?? await version(null);
       const hit = entries.get(key);
       if (hit && hit.version === v) return hit;
-      const body = utf8.encode(await load());
-      const entry = { version: v, body, etag: etagOf(body) };
+      const text = await load();
+      const entry = { version: v, text, etag: etagOf(text) };
       if (entries.size >= maxEntries) entries = new Map();
       entries.set(key, entry);
       return entry;
@@ -84,8 +81,8 @@ async function picksOfDay(ctx: Ctx, date: string): Promise<Response> {
   const cache = ctx.db === ctx.deps.db ? ctx.deps.dataCache : undefined;
   if (!cache) return cachedJsonText(ctx.req, await load());
   const key = `${date} ${page.limit} ${ctx.url.searchParams.get("cursor") ?? ""}`;
-  const { body, etag } = await cache.page(key, load, ctx.versions?.picks);
-  return cachedJsonText(ctx.req, body, etag);
+  const { text, etag } = await cache.page(key, load, ctx.versions?.picks);
+  return cachedJsonText(ctx.req, text, etag);
 }
 
 function picksToday(ctx: Ctx): Promise<Response> {
