@@ -70,22 +70,14 @@ with items as (
                 $15::int[])
            with ordinality as i(kind, hash, sid, usr, tier, grp, extra, idx)
 ), found as (
-  select it.idx, k.id::text as credential_id, k.user_id, u.tier, null::text[] as scopes,
-         k.revoked_at is null and (k.expires_at is null or k.expires_at > $12::timestamptz)
-           and not u.disabled as live
+  select it.idx, f.credential_id, f.user_id, f.tier, f.scopes, f.live
     from items it
-    join api_keys k on it.kind = 'apiKey' and k.key_hash = it.hash
-    join users u on u.id = k.user_id
-  union all
-  select it.idx, s.id::text, s.user_id, u.tier, null, s.revoked_at is null and not u.disabled
-    from items it
-    join sessions s on it.kind = 'session' and s.id = it.sid
-    join users u on u.id = s.user_id
-  union all
-  select it.idx, t.id::text, null, null, t.scopes,
-         t.revoked_at is null and (t.expires_at is null or t.expires_at > $12::timestamptz)
-    from items it
-    join ops_tokens t on it.kind = 'opsToken' and t.token_hash = it.hash
+    join gate_lookup(
+           (select array_agg(hash) from items where kind = 'apiKey'),
+           (select array_agg(sid) from items where kind = 'session'),
+           (select array_agg(hash) from items where kind = 'opsToken'),
+           $12::timestamptz) f
+      on f.kind = it.kind and f.ref = coalesce(it.hash, it.sid::text)
 ), checked as (
   select it.idx, it.grp, it.extra, f.credential_id, f.user_id, f.tier, f.scopes, f.live,
          it.kind is null
@@ -118,24 +110,11 @@ select 'versions', null, null, null, null, null, null, null, null, null, null, n
        (select coalesce(jsonb_object_agg(dataset, version), '{}') from data_versions)`;
 
 // A batch that charges nothing (the common case once leases serve the limits): the
-// credentials by key, each once, and the versions. Cheaper than GATE_SQL; same answers.
+// credentials by key, each once (gate_lookup, migration 0010), and the versions. Cheaper
+// than GATE_SQL; the same answers.
 const LOOKUP_SQL = `
-select 'apiKey' as kind, k.key_hash as ref, k.id::text as credential_id, k.user_id, u.tier,
-       null::text[] as scopes,
-       k.revoked_at is null and (k.expires_at is null or k.expires_at > $4::timestamptz)
-         and not u.disabled as live
-  from api_keys k join users u on u.id = k.user_id
- where k.key_hash = any($1::text[])
-union all
-select 'session', s.id::text, s.id::text, s.user_id, u.tier, null,
-       s.revoked_at is null and not u.disabled
-  from sessions s join users u on u.id = s.user_id
- where s.id = any($2::uuid[])
-union all
-select 'opsToken', t.token_hash, t.id::text, null, null, t.scopes,
-       t.revoked_at is null and (t.expires_at is null or t.expires_at > $4::timestamptz)
-  from ops_tokens t
- where t.token_hash = any($3::text[])
+select kind, ref, credential_id, user_id, tier, scopes, live
+  from gate_lookup($1::text[], $2::uuid[], $3::text[], $4::timestamptz)
 union all
 select 'versions', (select coalesce(jsonb_object_agg(dataset, version), '{}')::text
                       from data_versions), null, null, null, null, null`;
