@@ -72,9 +72,9 @@ Deno.test("constantTimeEqual() compares every character with no early exit", asy
     /presented\.length !== expected\.length \|\| !timingSafeEqual\(presented, expected\)/,
   );
   // API keys and ops tokens are found by the SHA-256 of the secret, never compared raw.
-  const gate = await src("../db/gate.ts");
-  assert.match(gate, /k\.key_hash = it\.hash/);
-  assert.match(gate, /t\.token_hash = it\.hash/);
+  const lookup = await src("../db/migrations/0010_gate.sql");
+  assert.match(lookup, /k\.key_hash = any\(p_keys\)/);
+  assert.match(lookup, /t\.token_hash = any\(p_tokens\)/);
   assert.match(await src("../routes/authenticate.ts"), /hash: hashSecret\(raw\)/);
   // A mistyped secret is refused by its checksum before any lookup.
   assert.equal(isWellFormedSecret(`${PREFIX.apiKey}${"a".repeat(38)}`, PREFIX.apiKey), false);
