@@ -96,12 +96,9 @@ export function withBodyDeadline(req: Request, ms: number): Request {
       return source.cancel(reason);
     },
   });
-  return new Request(req.url, {
-    method: req.method,
-    headers: req.headers,
-    body,
-    signal: req.signal,
-  });
+  // No `signal`: nothing here watches for a client going away, and reading `req.signal`
+  // makes Deno.serve warn that it aborts on successful responses too (legacy behaviour).
+  return new Request(req.url, { method: req.method, headers: req.headers, body });
 }
 
 /**
