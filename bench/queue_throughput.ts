@@ -1,6 +1,6 @@
 /**
- * Queue throughput: enqueue N trivial `settle` jobs (a date with no picks) and time W workers
- * draining them. `deno run -A bench/queue_throughput.ts [N] [W]`; on PostgreSQL when
+ * Queue throughput: enqueue N trivial `settle` jobs (a date each, none with picks: one
+ * date's jobs run one at a time) and time W workers draining them. `deno run -A bench/queue_throughput.ts [N] [W]`; on PostgreSQL when
  * DATABASE_URL is set (a scratch database is created on that server), else in-memory PGlite.
  */
 import { type Db, openPglite, openPostgres } from "../db/client.ts";
@@ -29,8 +29,9 @@ await migrate(db, await loadMigrations());
 await db.transaction(async (tx) => {
   await tx.query(
     `insert into jobs (id, type, params, created_by)
-     select gen_random_uuid(), 'settle', '{"date": "2025-12-25"}'::jsonb, 'ops:bench'
-       from generate_series(1, $1::int)`,
+     select gen_random_uuid(), 'settle',
+            jsonb_build_object('date', (date '2000-01-01' + g)::text), 'ops:bench'
+       from generate_series(1, $1::int) g`,
     [n],
   );
 });

@@ -121,13 +121,26 @@ export async function listJobs(
 /**
  * Claims the oldest due queued job for `workerId` in one statement. SKIP LOCKED lets any number
  * of workers race here: each row is taken by exactly one of them.
+ *
+ * Jobs of one date run in the order they were queued: a job is not claimable while an earlier
+ * job for its date is queued (a retry waiting out its backoff included) or running, so
+ * ingest → settle → score-day queued together never overlap. Days run in parallel. The
+ * check reads without locking, and a job stays queued or running in every snapshot until it
+ * ends, so two workers racing cannot both pass it.
  */
 export async function claimNextJob(q: Queryable, workerId: string): Promise<ClaimedJob | null> {
   const rows = await q.query<JobRow>(
     `update jobs set state = 'running', attempts = attempts + 1, locked_by = $1,
             heartbeat_at = now(), started_at = coalesce(started_at, now())
-      where id = (select id from jobs where state = 'queued' and run_after <= now()
-                   order by run_after, created_at, id limit 1 for update skip locked)
+      where id = (
+        select j.id from jobs j
+         where j.state = 'queued' and j.run_after <= now()
+           and not exists (
+             select 1 from jobs e
+              where e.state in ('queued', 'running')
+                and e.params ->> 'date' = j.params ->> 'date'
+                and (e.created_at, e.id) < (j.created_at, j.id))
+         order by j.run_after, j.created_at, j.id limit 1 for update skip locked)
       returning ${COLUMNS}`,
     [workerId],
   );

@@ -58,7 +58,8 @@ Deno.test({
         const id = crypto.randomUUID();
         await tx.query(
           `insert into jobs (id, type, params, created_by) values ($1, 'settle', $2::text::jsonb, 'ops:test')`,
-          [id, JSON.stringify({ date: "2025-12-25" })],
+          // A date each: one date's jobs run one at a time, in order (claimNextJob).
+          [id, JSON.stringify({ date: `2025-12-${String(1 + (i % 28)).padStart(2, "0")}` })],
         );
         out.push(id);
       }

@@ -216,3 +216,35 @@ Deno.test({
     await direct.close();
   }
 });
+
+Deno.test(
+  { ...DB_TEST, name: "claimNextJob() runs one date's jobs in queue order, other dates alongside" },
+  async () => {
+    await tdb.reset();
+    const day = { date: "2026-01-15" };
+    const ingest = await queueJob(db, "ingest", day);
+    const settle = await queueJob(db, "settle", day);
+    const other = await queueJob(db, "ingest", { date: "2026-01-16" });
+    const a = await claimNextJob(db, "worker:a");
+    assert.equal(a?.id, ingest.id);
+    const b = await claimNextJob(db, "worker:b");
+    assert.equal(b?.id, other.id, "another date is not held up");
+    assert.equal(await claimNextJob(db, "worker:c"), null, "settle waits for its ingest");
+    const lease = { jobId: a!.id, workerId: "worker:a", attempt: a!.attempts };
+    assert.ok(await finishJob(db, lease, { state: "succeeded" }));
+    const c = await claimNextJob(db, "worker:c");
+    assert.equal(c?.id, settle.id, "then it runs");
+  },
+);
+
+Deno.test(
+  { ...DB_TEST, name: "claimNextJob(): concurrent claimers never run two jobs of one date" },
+  async () => {
+    await tdb.reset();
+    for (let i = 0; i < 6; i++) await queueJob(db, i % 2 ? "settle" : "ingest", PARAMS);
+    const claims = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => claimNextJob(db, `worker:${i}`)),
+    );
+    assert.equal(claims.filter((c) => c !== null).length, 1);
+  },
+);
