@@ -23,6 +23,8 @@ const LEASE_ROOM_SHARE = 0.01;
 export interface Charged {
   admitted: boolean;
   states: WindowState[];
+  /** For a unit of a lease: the lease's end, which identifies it to `giveBack`. */
+  leaseEndMs?: number;
 }
 
 interface Entry {
@@ -41,10 +43,13 @@ interface Entry {
 export interface LeaseBook {
   /** Counts a request for the rate; call once per request before `extra`/`take`. */
   seen(sig: string, nowMs: number): void;
-  /** True when a lease has a unit left and is still valid. */
-  available(sig: string, nowMs: number): boolean;
   /** Uses one unit: the outcome to answer with (admitted), or null when none is left. */
-  take(sig: string, policies: readonly Policy[], nowMs: number): Charged | null;
+  take(sig: string, nowMs: number): Charged | null;
+  /**
+   * Returns a unit `take` gave to a request that did not go ahead, if its lease still runs:
+   * a unit charged to an earlier slot must not serve a later one.
+   */
+  giveBack(sig: string, taken: Charged): void;
   /** Units to ask beyond this request. */
   extra(sig: string, policies: readonly Policy[], nowMs: number): number;
   /**
@@ -90,15 +95,15 @@ export function createLeaseBook(max = 10_000): LeaseBook {
       }
       e.seenNow++;
     },
-    available(sig, nowMs) {
-      const e = book.get(sig);
-      return e !== undefined && e.left > 0 && nowMs < e.validUntilMs;
-    },
-    take(sig, _policies, nowMs) {
+    take(sig, nowMs) {
       const e = book.get(sig);
       if (!e || e.left <= 0 || nowMs >= e.validUntilMs) return null;
       e.left--;
-      return { admitted: true, states: seenWith(e.states, e.left) };
+      return { admitted: true, states: seenWith(e.states, e.left), leaseEndMs: e.validUntilMs };
+    },
+    giveBack(sig, taken) {
+      const e = book.get(sig);
+      if (e && taken.leaseEndMs === e.validUntilMs) e.left++;
     },
     extra(sig, policies, nowMs) {
       const e = book.get(sig);

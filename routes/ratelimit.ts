@@ -211,42 +211,36 @@ export function createRateLimit(
     if (down) log.info("rate limiter: database reachable again");
     down = false;
   };
+  // Answered without charging now: a refusal remembered, or a unit of this user's lease.
+  const charged = (charges: readonly WindowCharge[], sig: string, now: number) => {
+    leases.seen(sig, now);
+    return memory.recall(charges, now) ?? leases.take(sig, now);
+  };
   const throughGate = async (ctx: Ctx, charges: readonly WindowCharge[]) => {
-    const p = ctx.principal;
-    const check = p?.speculative && p.ref ? p : null;
     const now = ctx.deps.now();
-    const policies = charges.map((c) => c.policy);
+    const check = ctx.principal?.speculative ? ctx.principal : null;
     const sig = windowsSignature(charges);
-    if (charges.length) leases.seen(sig, now);
-    const known = charges.length ? memory.recall(charges, now) : null;
-    const onLease = !known && charges.length > 0 && leases.available(sig, now);
-    if (!check && (known || onLease)) {
-      const local = known ?? leases.take(sig, policies, now);
-      if (local) return applyCharge(ctx, charges, local);
-    }
-    const charge = known || onLease ? [] : charges;
+    let result = charges.length ? charged(charges, sig, now) : null;
+    if (result && !check) return applyCharge(ctx, charges, result);
     const r = await gated.gate({
       ref: check?.ref ?? null,
       expect: check ? { userId: check.userId, tier: check.tier } : null,
-      charges: charge,
-      extra: charge.length ? leases.extra(sig, policies, now) : 0,
+      charges: result ? [] : charges,
+      extra: result ? 0 : leases.extra(sig, charges.map((c) => c.policy), now),
     });
-    if (check) {
-      if (!r.verified) {
-        gated.forget(check.ref!);
-        throw new StalePrincipal();
-      }
-      if (check.kind !== "jwt") gated.touch(check.kind, check.credentialId, now);
+    if (check && !r.verified) {
+      if (result?.admitted) leases.giveBack(sig, result);
+      gated.forget(check.ref!);
+      throw new StalePrincipal();
     }
+    if (check && check.kind !== "jwt") gated.touch(check.kind, check.credentialId, now);
     ctx.versions = r.versions;
-    if (r.charge) leases.grant(sig, policies, r.charge.states, r.leased);
-    // A lease drained by other requests of the same tick: charge this one after all.
-    const result = known ?? r.charge ??
-      (onLease ? leases.take(sig, policies, ctx.deps.now()) : null) ??
-      (charges.length ? (await gated.gate({ ref: null, expect: null, charges })).charge : null);
-    if (!result) return;
-    if (!result.admitted && !known) memory.remember(charges, result, ctx.deps.now());
-    applyCharge(ctx, charges, result);
+    if (r.charge) {
+      result = r.charge;
+      leases.grant(sig, charges.map((c) => c.policy), result.states, r.leased);
+      if (!result.admitted) memory.remember(charges, result, ctx.deps.now());
+    }
+    if (result) applyCharge(ctx, charges, result);
   };
   return async (ctx, route) => {
     if (!route.limit) return;

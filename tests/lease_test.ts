@@ -25,17 +25,15 @@ Deno.test("leaseEndMs() is the end of the earliest current slot", () => {
 Deno.test("a lease serves its units until the slot ends, then nothing", () => {
   const book = createLeaseBook();
   book.grant("s", POLICIES, charged(T0 + 100, 1 + 3), 3);
-  assert.equal(book.available("s", T0 + 200), true);
-  const seen = [1, 2, 3].map(() => book.take("s", POLICIES, T0 + 200));
+  const seen = [1, 2, 3].map(() => book.take("s", T0 + 200));
   assert.ok(seen.every((r) => r?.admitted));
   // Each request sees its own charge and those before it, not the units still held.
   assert.deepEqual(seen.map((r) => used(r!.states[0])), [2, 3, 4]);
-  assert.equal(book.take("s", POLICIES, T0 + 200), null, "3 units, 3 requests");
+  assert.equal(book.take("s", T0 + 200), null, "3 units, 3 requests");
 
   book.grant("s", POLICIES, charged(T0 + 100, 1 + 5), 5);
-  assert.equal(book.take("s", POLICIES, T0 + 999)?.admitted, true);
-  assert.equal(book.available("s", T0 + 1000), false, "the slot ended");
-  assert.equal(book.take("s", POLICIES, T0 + 1000), null);
+  assert.equal(book.take("s", T0 + 999)?.admitted, true);
+  assert.equal(book.take("s", T0 + 1000), null, "the slot ended");
 });
 
 Deno.test("extra() follows the last second's rate for the rest of the slot", () => {
@@ -65,5 +63,19 @@ Deno.test("grant() without units keeps a lease another request of the tick was g
   const book = createLeaseBook();
   book.grant("s", POLICIES, charged(T0, 1 + 4), 4);
   book.grant("s", POLICIES, charged(T0, 2 + 4), 0);
-  assert.equal(book.available("s", T0 + 1), true);
+  assert.equal(book.take("s", T0 + 1)?.admitted, true);
+});
+
+Deno.test("giveBack() returns a unit to its own lease only", () => {
+  const book = createLeaseBook();
+  book.grant("s", POLICIES, charged(T0, 1 + 1), 1);
+  const unit = book.take("s", T0 + 1)!;
+  assert.equal(book.take("s", T0 + 1), null);
+  book.giveBack("s", unit);
+  assert.equal(book.take("s", T0 + 2)?.admitted, true);
+  // A lease of the next slot does not take back a unit charged to this one.
+  book.grant("s", POLICIES, charged(T0 + 1000, 1 + 1), 1);
+  book.giveBack("s", unit);
+  assert.ok(book.take("s", T0 + 1001));
+  assert.equal(book.take("s", T0 + 1001), null);
 });
