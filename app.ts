@@ -51,6 +51,8 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     await admit(ctx, route, false);
     const next = async () => {
       if (route.limit && deps.rateLimit) await limit(ctx, route);
+      // Whatever ran before, a handler never sees a principal nobody has checked.
+      if (ctx.principal?.speculative) await admit(ctx, route, true);
       return await route.handler(ctx);
     };
     if (route.idempotent && deps.idempotency) return await deps.idempotency(ctx, route, next);

@@ -233,7 +233,10 @@ export function createRateLimit(
       gated.forget(check.ref!);
       throw new StalePrincipal();
     }
-    if (check && check.kind !== "jwt") gated.touch(check.kind, check.credentialId, now);
+    if (check) {
+      ctx.principal = { ...check, speculative: false };
+      if (check.kind !== "jwt") gated.touch(check.kind, check.credentialId, now);
+    }
     ctx.versions = r.versions;
     if (r.charge) {
       result = r.charge;

@@ -139,3 +139,18 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  { ...DB_TEST, name: "a recalled principal is checked even where no rate limiter runs" },
+  async () => {
+    await withServer(async (s) => {
+      s.running.deps.rateLimit = () => Promise.resolve(); // checks nothing
+      const user = await createUser(tdb.db, { tier: "sharp" });
+      const headers = { "x-api-key": await createApiKey(tdb.db, user.id) };
+      assert.equal(await status(s, headers), 200);
+      assert.equal(await status(s, headers), 200, "recalled, then checked by app.ts");
+      await tdb.db.query("update api_keys set revoked_at = now() where user_id = $1", [user.id]);
+      await assertProblem(await fetch(s.url(TODAY), { headers }), 401, "invalid-token");
+    });
+  },
+);
