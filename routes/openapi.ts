@@ -36,7 +36,7 @@ const PROBLEM_RESPONSES: Record<string, string> = {
   "429": "Rate limit exceeded",
   "431": "Request headers too large",
   "500": "Internal error (quote the requestId)",
-  "503": "Database unavailable; retry shortly",
+  "503": "Database unavailable, or (login, signup) too many password checks waiting; retry",
 };
 
 /** `/a/:id/b` → `/a/{id}/b`, and the names of its path parameters. */
