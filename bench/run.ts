@@ -104,13 +104,8 @@ async function spawn(
   throw new Error(`${base}${probe} did not answer 200`);
 }
 
-// The V8 flags `deno task start` runs with (deno.json): a smaller young generation.
-const V8_FLAGS = "--v8-flags=--max-semi-space-size=8";
-
 const proplab = (env: Record<string, string>, key: string, flags: string[] = []) =>
-  spawn(["run", "-A", V8_FLAGS, ...flags, "main.ts", "serve"], env, TODAY, {
-    "x-api-key": key,
-  });
+  spawn(["run", "-A", ...flags, "main.ts", "serve"], env, TODAY, { "x-api-key": key });
 
 function rssMb(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
