@@ -129,6 +129,23 @@ type LookupRow = {
   live: boolean;
 };
 
+/** A found credential's row as the gate answers it. */
+function liveCredential(r: {
+  live: boolean | null;
+  credential_id: string | null;
+  user_id: string | null;
+  tier: Tier | null;
+  scopes: string[] | null;
+}): LiveCredential {
+  return {
+    live: r.live === true,
+    credentialId: r.credential_id!,
+    userId: r.user_id,
+    tier: r.tier,
+    scopes: r.scopes,
+  };
+}
+
 const refString = (ref: CredentialRef) => ref.kind === "session" ? ref.sessionId : ref.hash;
 
 /** The request holds as expected: the same predicate GATE_SQL charges by. */
@@ -159,15 +176,7 @@ async function lookupOnly(
   const versions = numbers(JSON.parse(rows.find((r) => r.kind === "versions")?.ref ?? "{}"));
   return items.map((it) => {
     const r = it.ref ? byRef.get(`${it.ref.kind}:${refString(it.ref)}`) : undefined;
-    const found: LiveCredential | null = r
-      ? {
-        live: r.live,
-        credentialId: r.credential_id,
-        userId: r.user_id,
-        tier: r.tier,
-        scopes: r.scopes,
-      }
-      : null;
+    const found = r ? liveCredential(r) : null;
     return { found, verified: holds(it, found), charge: null, versions, leased: 0 };
   });
 }
@@ -269,15 +278,7 @@ export async function runGate(
   });
   return items.map((it, i) => {
     const r = itemRows.get(i + 1);
-    const found: LiveCredential | null = r?.credential_id
-      ? {
-        live: r.live === true,
-        credentialId: r.credential_id,
-        userId: r.user_id,
-        tier: r.tier,
-        scopes: r.scopes,
-      }
-      : null;
+    const found = r?.credential_id ? liveCredential(r) : null;
     // A lookup expects nothing, so it verifies nothing: its caller reads `found`.
     const verified = r?.verified === true && !(it.ref !== null && it.expect === null);
     return {

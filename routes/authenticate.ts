@@ -138,13 +138,11 @@ export async function createIdentityService(opts: {
       recalled.set(refKey(p.ref!), p);
     },
   };
+  const lookupOnly: AuthDeps = { ...deps, recall: null };
   return {
     identity,
     authenticate: (req, route, fresh = false) =>
-      authenticateRequest(req, {
-        ...deps,
-        recall: fresh || !recallable(route) ? null : deps.recall,
-      }),
+      authenticateRequest(req, fresh || !recallable(route) ? lookupOnly : deps),
     forget: (ref) => void recalled.delete(refKey(ref)),
     async stop() {
       clearInterval(reloadTimer);

@@ -116,10 +116,9 @@ export function windowsSignature(charges: readonly WindowCharge[]): string {
 
 export function createRefusalMemory(max = 10_000): RefusalMemory {
   const refused = new Map<string, { untilMs: number; result: ChargeResult }>();
-  const sigOf = windowsSignature;
   return {
     recall(charges, nowMs) {
-      const sig = sigOf(charges);
+      const sig = windowsSignature(charges);
       const known = refused.get(sig);
       if (known && nowMs < known.untilMs) return known.result;
       if (known) refused.delete(sig);
@@ -130,7 +129,7 @@ export function createRefusalMemory(max = 10_000): RefusalMemory {
         ...charges.map((c, i) => roomAtMs(c.policy, result.states[i], nowMs)),
       );
       if (refused.size >= max) refused.clear();
-      refused.set(sigOf(charges), { untilMs, result });
+      refused.set(windowsSignature(charges), { untilMs, result });
     },
   };
 }
@@ -220,13 +219,14 @@ export function createRateLimit(
     const now = ctx.deps.now();
     const check = ctx.principal?.speculative ? ctx.principal : null;
     const sig = windowsSignature(charges);
+    const policies = charges.map((c) => c.policy);
     let result = charges.length ? charged(charges, sig, now) : null;
     if (result && !check) return applyCharge(ctx, charges, result);
     const r = await gated.gate({
       ref: check?.ref ?? null,
       expect: check ? { userId: check.userId, tier: check.tier } : null,
       charges: result ? [] : charges,
-      extra: result ? 0 : leases.extra(sig, charges.map((c) => c.policy), now),
+      extra: result ? 0 : leases.extra(sig, policies, now),
     });
     if (check && !r.verified) {
       if (result?.admitted) leases.giveBack(sig, result);
@@ -240,7 +240,7 @@ export function createRateLimit(
     ctx.versions = r.versions;
     if (r.charge) {
       result = r.charge;
-      leases.grant(sig, charges.map((c) => c.policy), result.states, r.leased);
+      leases.grant(sig, policies, result.states, r.leased);
       if (!result.admitted) memory.remember(charges, result, ctx.deps.now());
     }
     if (result) applyCharge(ctx, charges, result);

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { openTestDb } from "./support/db.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
 import { assertProblem, DB_TEST } from "./support/assert.ts";
-import { accessTokenFor, createApiKey, createUser } from "./support/fixtures.ts";
+import { accessTokenFor, createApiKey, createUser, windowCount } from "./support/fixtures.ts";
 import { upsertSetting } from "../db/settings.ts";
 
 const tdb = await openTestDb();
@@ -70,14 +70,7 @@ Deno.test(
   },
 );
 
-async function charged(key: string): Promise<number> {
-  const rows = await tdb.db.query<{ n: number }>(
-    `select coalesce((select sum(c) from unnest(counts) c), 0)::int as n
-       from ratelimit_windows where key = $1`,
-    [key],
-  );
-  return rows[0]?.n ?? 0;
-}
+const charged = (key: string) => windowCount(tdb.db, key);
 
 Deno.test(
   { ...DB_TEST, name: "leases: the database never counts fewer requests than were admitted" },

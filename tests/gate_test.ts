@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { openTestDb } from "./support/db.ts";
 import { DB_TEST } from "./support/assert.ts";
-import { createApiKey, createOpsToken, createUser } from "./support/fixtures.ts";
+import { createApiKey, createOpsToken, createUser, windowCount } from "./support/fixtures.ts";
 import { type GateItem, runGate } from "../db/gate.ts";
 import type { WindowCharge } from "../db/ratelimits.ts";
 import { hashSecret } from "../lib/secrets.ts";
@@ -24,13 +24,7 @@ const day = (subject: string, quota: number): WindowCharge => ({
   policy: { name: "test-day", quota, windowSeconds: 86_400 },
 });
 
-async function charged(key: string): Promise<number> {
-  const rows = await tdb.db.query<{ n: number }>(
-    "select coalesce((select sum(c) from unnest(counts) c), 0)::int as n from ratelimit_windows where key = $1",
-    [key],
-  );
-  return rows[0]?.n ?? 0;
-}
+const charged = (key: string) => windowCount(tdb.db, key);
 
 async function sharpKey() {
   const user = await createUser(tdb.db, { tier: "sharp" });

@@ -102,3 +102,13 @@ export async function createOpsToken(
   });
   return created.token;
 }
+
+/** Requests a rate-limit window row counts now (0 when it has no row). */
+export async function windowCount(db: Db, key: string): Promise<number> {
+  const rows = await db.query<{ n: number }>(
+    `select coalesce((select sum(c) from unnest(counts) c), 0)::int as n
+       from ratelimit_windows where key = $1`,
+    [key],
+  );
+  return rows[0]?.n ?? 0;
+}
