@@ -104,8 +104,22 @@ async function spawn(
   throw new Error(`${base}${probe} did not answer 200`);
 }
 
-const proplab = (env: Record<string, string>, key: string, flags: string[] = []) =>
-  spawn(["run", "-A", ...flags, "main.ts", "serve"], env, TODAY, { "x-api-key": key });
+/**
+ * The `--v8-flags` of deno.json's task `name`: each backend is measured with the flags its
+ * README command runs it with (`start` embedded, `start:pg` on PostgreSQL).
+ */
+function v8FlagsOf(name: "start" | "start:pg"): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))).tasks;
+  return String(tasks[name]).split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="));
+}
+
+const flagsText = (name: "start" | "start:pg") => v8FlagsOf(name).join(" ") || "none";
+
+const proplab = (
+  env: Record<string, string>,
+  key: string,
+  flags = v8FlagsOf(env.DATABASE_URL ? "start:pg" : "start"),
+) => spawn(["run", "-A", ...flags, "main.ts", "serve"], env, TODAY, { "x-api-key": key });
 
 function rssMb(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -308,7 +322,7 @@ async function postgresScenarios(url: string, s: Seeded, db: Db, rows: Row[], x:
 async function profileScenario1(url: string, s: Seeded): Promise<string[]> {
   const dir = await Deno.makeTempDir({ prefix: "proplab-prof-" });
   try {
-    const flags = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
+    const flags = [...v8FlagsOf("start:pg"), "--cpu-prof", `--cpu-prof-dir=${dir}`];
     const p = await proplab({ DATABASE_URL: url }, s.hotKey, flags);
     try {
       const r = await runWrk(p.base + TODAY, {
@@ -378,7 +392,9 @@ if (import.meta.main) {
     await measure(rows, "4. PGlite embedded, API key, 1 hot user", () => pgliteScenario(x));
     console.log(
       `\nwrk -t2 -c50 -d${SECONDS}s, median of 3; ${navigator.hardwareConcurrency} cores; ` +
-        `Deno ${Deno.version.deno}; PostgreSQL: ${facts}\n`,
+        `Deno ${Deno.version.deno}; PostgreSQL: ${facts}\n` +
+        `V8 flags: embedded ${flagsText("start")} (deno task start), ` +
+        `PostgreSQL ${flagsText("start:pg")} (deno task start:pg)\n`,
     );
     printTable(rows);
     console.log();
