@@ -2,7 +2,7 @@
  * The request pipeline: match → authenticate → authorize → idempotency → rate limit →
  * handler, with one mapping of errors to problem+json.
  */
-import { ApiError, internalError, problemResponse } from "./lib/problem.ts";
+import { ApiError, internalError, problemParts, problemResponse } from "./lib/problem.ts";
 import { checkHeaderSize, clientIpFrom, requestIdFrom, withBodyDeadline } from "./lib/http.ts";
 import { authorize, StalePrincipal } from "./lib/policy.ts";
 import { createRouter } from "./lib/router.ts";
@@ -10,6 +10,7 @@ import { corsHeaders, isPreflight, preflightResponse } from "./lib/cors.ts";
 import { errorFields } from "./lib/log.ts";
 import { isUnavailable } from "./db/client.ts";
 import type { Ctx, Deps, Route } from "./routes/context.ts";
+import type { ResponseParts } from "./lib/http.ts";
 
 /** Connection facts Deno.serve hands the fetch handler. */
 export interface ConnInfo {
@@ -97,16 +98,16 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
       log.error("unhandled error", { requestId: ctx.requestId, ...errorFields(err) });
       apiErr = internalError();
     }
-    const res = problemResponse(apiErr, {
+    const parts = problemParts(apiErr, {
       errorsBase: config.errorsBase,
       instance: ctx.url.pathname,
       requestId: ctx.requestId,
     });
     if (apiErr.status === 401) {
       const invalid = apiErr.code === "invalid-token" ? ', error="invalid_token"' : "";
-      res.headers.set("www-authenticate", `Bearer realm="proplab"${invalid}`);
+      parts.headers.push(["www-authenticate", `Bearer realm="proplab"${invalid}`]);
     }
-    return res;
+    return reply(ctx, parts);
   }
 
   function shuttingDown(req: Request): Response {
@@ -118,15 +119,32 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     return problemResponse(err, { errorsBase: config.errorsBase, instance, requestId });
   }
 
+  // Answers built by ctx.reply: complete already, `finish` leaves their headers alone.
+  const complete = new WeakSet<Response>();
+
+  // The headers `finish` would give the answer, set before it is built: the request's
+  // headers and the common ones replace the handler's of the same name, as there.
+  function reply(ctx: Ctx, { status, body, headers }: ResponseParts): Response {
+    const all = new Map(headers);
+    for (const [k, v] of ctx.responseHeaders) all.set(k, v);
+    all.set("x-request-id", ctx.requestId).set("x-content-type-options", "nosniff");
+    if (!all.has("cache-control")) all.set("cache-control", "no-store");
+    const res = new Response(body, { status, headers: [...all] });
+    complete.add(res);
+    return res;
+  }
+
   function finish(res: Response, ctx: Ctx): Response {
-    const h = res.headers;
-    ctx.responseHeaders.forEach((v, k) => h.set(k, v));
-    h.set("x-request-id", ctx.requestId);
-    h.set("x-content-type-options", "nosniff");
-    if (!h.has("cache-control")) h.set("cache-control", "no-store");
+    if (!complete.has(res)) {
+      const h = res.headers;
+      for (const [k, v] of ctx.responseHeaders) h.set(k, v);
+      h.set("x-request-id", ctx.requestId);
+      h.set("x-content-type-options", "nosniff");
+      if (!h.has("cache-control")) h.set("cache-control", "no-store");
+    }
     if (ctx.req.method === "HEAD" && res.body) {
       res.body.cancel().catch(() => {});
-      return new Response(null, { status: res.status, headers: h });
+      return new Response(null, { status: res.status, headers: res.headers });
     }
     return res;
   }
@@ -142,7 +160,8 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
       principal: null,
       db: deps.db,
       deps,
-      responseHeaders: new Headers(),
+      responseHeaders: new Map(),
+      reply: (parts) => reply(ctx, parts),
     };
     let res: Response;
     try {

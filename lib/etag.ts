@@ -1,5 +1,6 @@
 /** Strong ETags over response bodies and If-None-Match matching (RFC 9110 §8.8.3, §13.1.2). */
 import { createHash } from "node:crypto";
+import type { ResponseParts } from "./http.ts";
 
 /** A strong ETag: the quoted base64url SHA-256 of the body. */
 export function etagOf(body: string): string {
@@ -28,10 +29,16 @@ export function cachedJson(req: Request, body: unknown): Response {
 
 /** `cachedJson` of an already serialised body (and its ETag, when known). */
 export function cachedJsonText(req: Request, text: string, etag = etagOf(text)): Response {
-  const headers = new Headers({ etag, "cache-control": "private, no-cache" });
+  const { status, body, headers } = cachedJsonParts(req, text, etag);
+  return new Response(body, { status, headers });
+}
+
+/** The parts of `cachedJsonText`'s answer, for a caller that adds headers before building it. */
+export function cachedJsonParts(req: Request, text: string, etag = etagOf(text)): ResponseParts {
+  const headers: [string, string][] = [["etag", etag], ["cache-control", "private, no-cache"]];
   if (ifNoneMatchHits(req.headers.get("if-none-match"), etag)) {
-    return new Response(null, { status: 304, headers });
+    return { status: 304, body: null, headers };
   }
-  headers.set("content-type", "application/json");
-  return new Response(text, { status: 200, headers });
+  headers.push(["content-type", "application/json"]);
+  return { status: 200, body: text, headers };
 }

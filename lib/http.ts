@@ -1,6 +1,14 @@
 /** Small HTTP helpers: JSON answers, bounded body reading, cookies, request ids. */
 import { ApiError, invalidField } from "./problem.ts";
 
+/** A response as parts: what `new Response(body, { status, headers })` would be given. */
+export interface ResponseParts {
+  status: number;
+  body: string | null;
+  /** Lowercase names. */
+  headers: [string, string][];
+}
+
 /** The default body limit: 1 MiB. */
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 

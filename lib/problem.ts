@@ -1,4 +1,5 @@
 /** RFC 9457 problem details: one error type, one code → status table. */
+import type { ResponseParts } from "./http.ts";
 
 export type ErrorCode =
   | "bad-request"
@@ -90,6 +91,12 @@ export interface ProblemContext {
 
 /** Renders an ApiError as an application/problem+json Response. */
 export function problemResponse(err: ApiError, ctx: ProblemContext): Response {
+  const { status, body, headers } = problemParts(err, ctx);
+  return new Response(body, { status, headers });
+}
+
+/** The parts of `problemResponse`'s answer, for a caller that adds headers before building it. */
+export function problemParts(err: ApiError, ctx: ProblemContext): ResponseParts {
   const { status, title } = CODE_STATUS[err.code];
   const body: Record<string, unknown> = {
     type: err.options.type ?? `${ctx.errorsBase}/${err.code}`,
@@ -101,9 +108,11 @@ export function problemResponse(err: ApiError, ctx: ProblemContext): Response {
     ...err.options.extra,
   };
   if (err.options.errors) body.errors = err.options.errors;
-  const headers = new Headers(err.options.headers);
-  headers.set("content-type", "application/problem+json");
-  return new Response(JSON.stringify(body), { status, headers });
+  const headers: [string, string][] = [["content-type", "application/problem+json"]];
+  for (const [name, value] of Object.entries(err.options.headers ?? {})) {
+    if (name.toLowerCase() !== "content-type") headers.push([name.toLowerCase(), value]);
+  }
+  return { status, body: JSON.stringify(body), headers };
 }
 
 /** The fixed public answer for an unexpected failure: the cause goes to the log, never here. */

@@ -1,7 +1,7 @@
 /** The data API: picks by day and by id, and scored days (sharp tier; API key or JWT). */
 import { ApiError, invalidField } from "../lib/problem.ts";
 import { type Cursor, pageOf, parsePageRequest } from "../lib/pagination.ts";
-import { cachedJson, cachedJsonText, etagOf } from "../lib/etag.ts";
+import { cachedJson, cachedJsonParts, cachedJsonText, etagOf } from "../lib/etag.ts";
 import { createBatcher } from "../lib/batch.ts";
 import { dateInZone, isIsoDate, isUuid } from "../lib/dates.ts";
 import { findDataVersion, findPickById, findPicksByDate, findScoreByDate } from "../db/data.ts";
@@ -82,7 +82,7 @@ async function picksOfDay(ctx: Ctx, date: string): Promise<Response> {
   if (!cache) return cachedJsonText(ctx.req, await load());
   const key = `${date} ${page.limit} ${ctx.url.searchParams.get("cursor") ?? ""}`;
   const { text, etag } = await cache.page(key, load, ctx.versions?.picks);
-  return cachedJsonText(ctx.req, text, etag);
+  return ctx.reply(cachedJsonParts(ctx.req, text, etag));
 }
 
 function picksToday(ctx: Ctx): Promise<Response> {
