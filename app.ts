@@ -27,6 +27,9 @@ export interface App {
   drain(graceMs: number): Promise<boolean>;
 }
 
+// Set on every answer by the app, over any a handler gave.
+const COMMON_HEADERS = new Set(["x-request-id", "x-content-type-options"]);
+
 /** Builds the application from its dependencies and route table (compiled once, here). */
 export function createApp(deps: Deps, routes: readonly Route[]): App {
   const router = createRouter(routes);
@@ -125,11 +128,12 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
   // The headers `finish` would give the answer, set before it is built: the request's
   // headers and the common ones replace the handler's of the same name, as there.
   function reply(ctx: Ctx, { status, body, headers }: ResponseParts): Response {
-    const all = new Map(headers);
-    for (const [k, v] of ctx.responseHeaders) all.set(k, v);
-    all.set("x-request-id", ctx.requestId).set("x-content-type-options", "nosniff");
-    if (!all.has("cache-control")) all.set("cache-control", "no-store");
-    const res = new Response(body, { status, headers: [...all] });
+    const own = ctx.responseHeaders;
+    const all = headers.filter(([k]) => !own.has(k) && !COMMON_HEADERS.has(k));
+    for (const entry of own) all.push(entry);
+    all.push(["x-request-id", ctx.requestId], ["x-content-type-options", "nosniff"]);
+    if (!all.some(([k]) => k === "cache-control")) all.push(["cache-control", "no-store"]);
+    const res = new Response(body, { status, headers: all });
     complete.add(res);
     return res;
   }

@@ -66,10 +66,11 @@ export function leaseEndMs(policies: readonly Policy[], states: readonly WindowS
 
 /** The states as a request admitted with `left` units still held would see them. */
 function seenWith(states: readonly WindowState[], left: number): WindowState[] {
-  return states.map((s) => ({
-    head: s.head,
-    counts: s.counts.map((c, j) => j === SLOTS ? c - left : c),
-  }));
+  return states.map((s) => {
+    const counts = s.counts.slice();
+    counts[SLOTS] -= left;
+    return { head: s.head, counts };
+  });
 }
 
 /** An empty book holding at most `max` signatures (cleared whole when full). */

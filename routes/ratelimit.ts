@@ -105,7 +105,8 @@ const chargeOne: Charger = (q, charges, now) => chargeRateLimitWindows(q, charge
  * applies at once.
  */
 export interface RefusalMemory {
-  recall(charges: readonly WindowCharge[], nowMs: number): ChargeResult | null;
+  /** `sig`: the charges' windowsSignature, when the caller has it already. */
+  recall(charges: readonly WindowCharge[], nowMs: number, sig?: string): ChargeResult | null;
   remember(charges: readonly WindowCharge[], result: ChargeResult, nowMs: number): void;
 }
 
@@ -117,8 +118,7 @@ export function windowsSignature(charges: readonly WindowCharge[]): string {
 export function createRefusalMemory(max = 10_000): RefusalMemory {
   const refused = new Map<string, { untilMs: number; result: ChargeResult }>();
   return {
-    recall(charges, nowMs) {
-      const sig = windowsSignature(charges);
+    recall(charges, nowMs, sig = windowsSignature(charges)) {
       const known = refused.get(sig);
       if (known && nowMs < known.untilMs) return known.result;
       if (known) refused.delete(sig);
@@ -213,7 +213,7 @@ export function createRateLimit(
   // Answered without charging now: a refusal remembered, or a unit of this user's lease.
   const charged = (charges: readonly WindowCharge[], sig: string, now: number) => {
     leases.seen(sig, now);
-    return memory.recall(charges, now) ?? leases.take(sig, now);
+    return memory.recall(charges, now, sig) ?? leases.take(sig, now);
   };
   const throughGate = async (ctx: Ctx, charges: readonly WindowCharge[]) => {
     const now = ctx.deps.now();
