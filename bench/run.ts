@@ -9,7 +9,14 @@
  * BENCH_ONLY=bare,1,3 runs only those scenarios (ids: bare 1 1b 2 6 3 4); BENCH_PROFILE=0
  * skips the profile.
  */
-import { medianWrk, runWrk, type WrkOptions, type WrkResult } from "./wrk.ts";
+import {
+  medianWrk,
+  type PairedResult,
+  pairedWrk,
+  runWrk,
+  type WrkOptions,
+  type WrkResult,
+} from "./wrk.ts";
 import { formatProfileSummary, summarizeProfile } from "./profile.ts";
 import { rotatingKeysScript, seed, type Seeded } from "./seed.ts";
 import { freePort } from "../tests/support/process.ts";
@@ -32,7 +39,7 @@ const selected = (id: string) => !ONLY || ONLY.includes(id);
 
 interface Row {
   name: string;
-  result: WrkResult;
+  result: WrkResult | PairedResult;
 }
 
 /** A proplab (or bare) server process under load. */
@@ -126,9 +133,28 @@ function rssMb(pid: number): number {
   return Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? NaN) / 1024;
 }
 
-async function wrk(url: string, opts: WrkOptions): Promise<WrkResult> {
-  const r = await medianWrk(url, { seconds: SECONDS, ...opts });
-  console.error(`  measured ${Math.round(r.rps)} req/s, p99 ${r.p99Ms} ms, non-2xx ${r.non2xx}`);
+const isPaired = (r: WrkResult | PairedResult): r is PairedResult => "ratio" in r;
+
+/** A row's ratio to bare: from its paired rounds, else to the table's bare row. */
+function ratioOf(r: WrkResult | PairedResult, bare: WrkResult | undefined): number {
+  return isPaired(r) ? r.ratio : bare ? r.rps / bare.rps : NaN;
+}
+
+/**
+ * Measures `url`: paired with rounds of the bare baseline at `bareUrl` (its ratio comes from
+ * them), or alone when `bareUrl` is null (the ratio is then to the bare row of the table).
+ */
+async function measureAgainst(
+  url: string,
+  opts: WrkOptions,
+  bareUrl: string | null,
+): Promise<WrkResult | PairedResult> {
+  const o = { seconds: SECONDS, ...opts };
+  const r = bareUrl ? await pairedWrk(url, bareUrl, o) : await medianWrk(url, o);
+  const paired = isPaired(r) ? `, bare alongside ${Math.round(r.bareRps)} req/s` : "";
+  console.error(
+    `  measured ${Math.round(r.rps)} req/s, p99 ${r.p99Ms} ms, non-2xx ${r.non2xx}${paired}`,
+  );
   return r;
 }
 
@@ -206,14 +232,16 @@ interface Extra {
 
 function printTable(rows: Row[]) {
   const bare = rows.find((r) => scenarioId(r.name) === "bare")?.result;
-  console.log("| scenario | req/s | p50 ms | p99 ms | non-2xx | vs bare |");
-  console.log("|---|---:|---:|---:|---:|---:|");
+  console.log("| scenario | req/s | p50 ms | p99 ms | non-2xx | bare alongside | vs bare |");
+  console.log("|---|---:|---:|---:|---:|---:|---:|");
   for (const { name, result: r } of rows) {
-    const pct = bare ? `${((r.rps / bare.rps) * 100).toFixed(0)}%` : "–";
+    const ratio = ratioOf(r, bare);
+    const pct = Number.isFinite(ratio) ? `${(ratio * 100).toFixed(0)}%` : "–";
+    const alongside = isPaired(r) ? String(Math.round(r.bareRps)) : "–";
     console.log(
       `| ${name} | ${Math.round(r.rps)} | ${r.p50Ms.toFixed(2)} | ${
         r.p99Ms.toFixed(2)
-      } | ${r.non2xx} | ${pct} |`,
+      } | ${r.non2xx} | ${alongside} | ${pct} |`,
     );
   }
 }
@@ -223,7 +251,7 @@ function printTargets(rows: Row[], x: Extra) {
   const found = (id: string) => rows.find((r) => scenarioId(r.name) === id)?.result;
   const ran = (...ids: string[]) => ids.every((id) => found(id));
   const get = (id: string) => found(id)!;
-  const pct = (r: WrkResult) => (r.rps / get("bare").rps) * 100;
+  const pct = (r: WrkResult | PairedResult) => ratioOf(r, get("bare")) * 100;
   const mark = (ok: boolean) => ok ? "met" : "MISSED";
   const ms = (v: number) => Number.isFinite(v) ? `${v.toFixed(0)} ms` : "not run";
   const targets: [string, boolean, () => string][] = [
@@ -274,16 +302,15 @@ function printTargets(rows: Row[], x: Extra) {
   }
 }
 
-async function bareBaseline(): Promise<WrkResult> {
-  const bare = await spawn(["run", "-A", "bench/bare.ts", "$PORT"], {}, "/");
-  try {
-    return await wrk(bare.base + "/", {});
-  } finally {
-    await bare.stop();
-  }
-}
-
-async function postgresScenarios(url: string, s: Seeded, db: Db, rows: Row[], x: Extra) {
+async function postgresScenarios(
+  url: string,
+  s: Seeded,
+  db: Db,
+  rows: Row[],
+  x: Extra,
+  bareUrl: string,
+) {
+  const wrk = (target: string, opts: WrkOptions) => measureAgainst(target, opts, bareUrl);
   const p = await proplab({ DATABASE_URL: url }, s.hotKey);
   x.coldPgMs = p.coldMs;
   const today = p.base + TODAY;
@@ -298,7 +325,9 @@ async function postgresScenarios(url: string, s: Seeded, db: Db, rows: Row[], x:
       return await wrk(today, { headers: { Authorization: `Bearer ${token}` } });
     });
     await measure(rows, "6. API key, 1,000 users + 20 logins/s", async () => {
-      const mixed = await withLogins(p.base, s.hot.email, s.hot.password, wrk(today, { script }));
+      // Not paired: the logins would load the machine during the bare rounds too.
+      const alone = measureAgainst(today, { script }, null);
+      const mixed = await withLogins(p.base, s.hot.email, s.hot.password, alone);
       x.logins = mixed.logins();
       return mixed.result;
     });
@@ -350,7 +379,7 @@ async function profileScenario1(url: string, s: Seeded): Promise<string[]> {
   }
 }
 
-async function pgliteScenario(x: Extra): Promise<WrkResult> {
+async function pgliteScenario(x: Extra, bareUrl: string): Promise<WrkResult> {
   const dataDir = await Deno.makeTempDir({ prefix: "proplab-bench-" });
   const db = await openPglite(dataDir);
   await migrateDatabase(db, createLogger("error"));
@@ -359,7 +388,11 @@ async function pgliteScenario(x: Extra): Promise<WrkResult> {
   const p = await proplab({ DATA_DIR: dataDir, DATABASE_URL: "" }, s.hotKey);
   x.coldPgliteMs = p.coldMs;
   try {
-    const result = await wrk(p.base + TODAY, { headers: { "X-API-Key": s.hotKey } });
+    const result = await measureAgainst(
+      p.base + TODAY,
+      { headers: { "X-API-Key": s.hotKey } },
+      bareUrl,
+    );
     x.pgliteRssMb = rssMb(p.child.pid);
     return result;
   } finally {
@@ -386,12 +419,28 @@ if (import.meta.main) {
     const seeded = await seed(db, USERS);
     const rows: Row[] = [];
     const x: Extra = { coldPgMs: NaN, coldPgliteMs: NaN, pgliteRssMb: NaN, logins: {} as never };
-    await measure(rows, "bare Deno.serve, small JSON", bareBaseline);
-    if (PG_SCENARIOS.some(selected)) await postgresScenarios(pg.url, seeded, db, rows, x);
-    const profile = PROFILE ? await profileScenario1(pg.url, seeded) : [];
-    await measure(rows, "4. PGlite embedded, API key, 1 hot user", () => pgliteScenario(x));
+    // The bare server runs all along: each scenario's rounds alternate with rounds of it.
+    const bare = await spawn(["run", "-A", "bench/bare.ts", "$PORT"], {}, "/");
+    const bareUrl = bare.base + "/";
+    let profile: string[] = [];
+    try {
+      await measure(rows, "bare Deno.serve, small JSON", () => measureAgainst(bareUrl, {}, null));
+      if (PG_SCENARIOS.some(selected)) {
+        await postgresScenarios(pg.url, seeded, db, rows, x, bareUrl);
+      }
+      profile = PROFILE ? await profileScenario1(pg.url, seeded) : [];
+      await measure(
+        rows,
+        "4. PGlite embedded, API key, 1 hot user",
+        () => pgliteScenario(x, bareUrl),
+      );
+    } finally {
+      await bare.stop();
+    }
     console.log(
-      `\nwrk -t2 -c50 -d${SECONDS}s, median of 3; ${navigator.hardwareConcurrency} cores; ` +
+      `\nwrk -t2 -c50 -d${SECONDS}s; each scenario: 3 rounds of bare then scenario back to ` +
+        `back, the round with the median ratio shown (6: median of 3, no pairing); ` +
+        `${navigator.hardwareConcurrency} cores; ` +
         `Deno ${Deno.version.deno}; PostgreSQL: ${facts}\n` +
         `V8 flags: embedded ${flagsText("start")} (deno task start), ` +
         `PostgreSQL ${flagsText("start:pg")} (deno task start:pg)\n`,

@@ -54,3 +54,38 @@ export async function medianWrk(url: string, opts: WrkOptions, runs = 3): Promis
   results.sort((a, b) => a.rps - b.rps);
   return results[Math.floor(results.length / 2)];
 }
+
+/** A scenario's round next to a bare round run just before it: the ratio of the two. */
+export interface PairedResult extends WrkResult {
+  /** The bare baseline's req/s in the paired round. */
+  bareRps: number;
+  /** rps / bareRps. */
+  ratio: number;
+}
+
+/** The round with the median ratio (runs: an odd count). */
+export function medianByRatio(rounds: readonly PairedResult[]): PairedResult {
+  const sorted = [...rounds].sort((a, b) => a.ratio - b.ratio);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/**
+ * Like `medianWrk`, but each of the `runs` rounds measures `bareUrl` and then `url` back to
+ * back, so a machine that is slower for a while (other tenants, thermal limits) slows both
+ * sides of a ratio alike. Keeps the round with the median ratio.
+ */
+export async function pairedWrk(
+  url: string,
+  bareUrl: string,
+  opts: WrkOptions,
+  runs = 3,
+): Promise<PairedResult> {
+  await runWrk(url, { ...opts, seconds: 2 });
+  const rounds: PairedResult[] = [];
+  for (let i = 0; i < runs; i++) {
+    const bare = await runWrk(bareUrl, { seconds: opts.seconds });
+    const r = await runWrk(url, opts);
+    rounds.push({ ...r, bareRps: bare.rps, ratio: r.rps / bare.rps });
+  }
+  return medianByRatio(rounds);
+}
