@@ -1,6 +1,7 @@
 /** PostgreSQL (postgres.js, pooled) or embedded PGlite behind one small interface. */
 import postgres from "postgres";
 import { PGlite } from "@electric-sql/pglite";
+import { initialiseInWorker, isInitialised, PGLITE_OPTIONS } from "./pglite_init.ts";
 
 /** A row as the drivers return it. */
 export type Row = Record<string, unknown>;
@@ -191,14 +192,15 @@ async function runOnLiveConnection<T>(
   }
 }
 
-/** Opens (creating on first use) an embedded PGlite database in `dataDir`; `null` = in memory. */
+/**
+ * Opens an embedded PGlite database in `dataDir`; `null` = in memory. A new directory is
+ * created first in a worker of its own (db/pglite_init.ts), so initdb's memory goes with it.
+ */
 export async function openPglite(dataDir: string | null): Promise<Db> {
-  // PGlite's PostgreSQL defaults to 128 MB of shared buffers, allocated inside the process:
-  // 16 MB holds this app's working set and keeps the embedded server about 100 MB smaller.
-  const options = { postgresqlconf: ["shared_buffers = 16MB"] };
+  if (dataDir !== null && !(await isInitialised(dataDir))) await initialiseInWorker(dataDir);
   const pg = dataDir === null
-    ? await PGlite.create(options)
-    : await PGlite.create(dataDir, options);
+    ? await PGlite.create(PGLITE_OPTIONS)
+    : await PGlite.create(dataDir, PGLITE_OPTIONS);
   const wrap = (q: Pick<PGlite, "query" | "exec">): Queryable => ({
     async query<T>(text: string, params: readonly unknown[] = []) {
       const res = await q.query<T>(text, params as unknown[]);
