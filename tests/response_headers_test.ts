@@ -92,6 +92,7 @@ Deno.test({ ...DB_TEST, name: "problem answers carry every header, once" }, asyn
     );
 
     await upsertSetting(tdb.db, "ratelimit.sharp.perMinute", 1, "test");
+    await s.running.deps.settings.refresh();
     const first = await fetch(s.url(TODAY), { headers: key });
     assert.equal(first.status, 200);
     await first.body?.cancel();
