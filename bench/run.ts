@@ -115,9 +115,9 @@ async function spawn(
  * The `--v8-flags` of deno.json's task `name`: each backend is measured with the flags its
  * README command runs it with (`start` embedded, `start:pg` on PostgreSQL).
  */
+const TASKS = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))).tasks;
 function v8FlagsOf(name: "start" | "start:pg"): string[] {
-  const tasks = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))).tasks;
-  return String(tasks[name]).split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="));
+  return String(TASKS[name]).split(/\s+/).filter((arg) => arg.startsWith("--v8-flags="));
 }
 
 const flagsText = (name: "start" | "start:pg") => v8FlagsOf(name).join(" ") || "none";

@@ -79,11 +79,10 @@ Deno.test(
     const { user, hash } = await sharpKey();
     const charges = [minute(user.id, 100), day(user.id, 1000)];
     const ref = { kind: "apiKey" as const, hash };
-    const [ok] = await runGate(tdb.db, [{
-      ref,
-      expect: { userId: user.id, tier: "sharp" },
-      charges,
-    }], NOW);
+    // The same request each time: this key, expected as the sharp user, charging both windows.
+    const item = { ref, expect: { userId: user.id, tier: "sharp" as const }, charges };
+    const check = async () => (await runGate(tdb.db, [item], NOW))[0];
+    const ok = await check();
     assert.equal(ok.verified, true);
     assert.equal(ok.charge?.admitted, true);
     assert.equal(await charged(charges[0].key), 1);
@@ -91,11 +90,7 @@ Deno.test(
 
     // Downgraded since the caller last looked: not verified, nothing charged.
     await tdb.db.query("update users set tier = 'pro' where id = $1", [user.id]);
-    const [stale] = await runGate(tdb.db, [{
-      ref,
-      expect: { userId: user.id, tier: "sharp" },
-      charges,
-    }], NOW);
+    const stale = await check();
     assert.equal(stale.verified, false);
     assert.equal(stale.found?.tier, "pro");
     assert.equal(stale.charge, null);
@@ -105,11 +100,7 @@ Deno.test(
     await tdb.db.query("update users set tier = 'sharp', disabled = true where id = $1", [
       user.id,
     ]);
-    const [disabled] = await runGate(tdb.db, [{
-      ref,
-      expect: { userId: user.id, tier: "sharp" },
-      charges,
-    }], NOW);
+    const disabled = await check();
     assert.equal(disabled.verified, false);
     assert.equal(disabled.found?.live, false);
     assert.equal(await charged(charges[0].key), 1);
