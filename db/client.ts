@@ -64,6 +64,37 @@ function mapError(err: unknown): unknown {
   return err;
 }
 
+/**
+ * Wraps queries so that `report` hears of transitions only: once when the database stops
+ * answering, once when it answers again. A transition needs evidence gathered after the
+ * previous one: a query that was already under way when the database came back (or went)
+ * and settles late says nothing new, and would otherwise report a second outage that never
+ * happened (seen in CI: a query queued during the outage failed just after recovery).
+ */
+export function availabilityTracker(
+  report?: (up: boolean, err?: unknown) => void,
+): <T>(p: Promise<T>) => Promise<T> {
+  let up = true;
+  let epoch = 0;
+  const flip = (now: boolean, err?: unknown) => {
+    up = now;
+    epoch++;
+    report?.(now, err);
+  };
+  return async (p) => {
+    const startedIn = epoch;
+    try {
+      const out = await p;
+      if (!up && startedIn === epoch) flip(true);
+      return out;
+    } catch (err) {
+      const mapped = mapError(err);
+      if (mapped instanceof DbUnavailableError && up && startedIn === epoch) flip(false, mapped);
+      throw mapped;
+    }
+  };
+}
+
 /** Options of the PostgreSQL pool. */
 export interface PostgresOptions {
   max?: number;
@@ -100,25 +131,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
       },
     },
   });
-  let up = true;
-  // Reports transitions only, so an outage is logged once, not once per request.
-  const track = async <T>(p: Promise<T>): Promise<T> => {
-    try {
-      const out = await p;
-      if (!up) {
-        up = true;
-        opts.onAvailability?.(true);
-      }
-      return out;
-    } catch (err) {
-      const mapped = mapError(err);
-      if (mapped instanceof DbUnavailableError && up) {
-        up = false;
-        opts.onAvailability?.(false, mapped);
-      }
-      throw mapped;
-    }
-  };
+  const track = availabilityTracker(opts.onAvailability);
   const wrap = (q: postgres.Sql | postgres.TransactionSql): Queryable => ({
     query: <T>(text: string, params: readonly unknown[] = []) =>
       track(
