@@ -17,6 +17,14 @@ import {
   type WrkOptions,
   type WrkResult,
 } from "./wrk.ts";
+import {
+  type Extra,
+  formatTable,
+  formatTargets,
+  isPaired,
+  type Row,
+  scenarioId,
+} from "./report.ts";
 import { formatProfileSummary, summarizeProfile } from "./profile.ts";
 import { rotatingKeysScript, seed, type Seeded } from "./seed.ts";
 import { freePort } from "../tests/support/process.ts";
@@ -33,14 +41,7 @@ const PG_SCENARIOS = ["1", "1b", "2", "6", "3"];
 const ONLY = Deno.env.get("BENCH_ONLY")?.split(",").map((s) => s.trim()).filter(Boolean);
 const PROFILE = Deno.env.get("BENCH_PROFILE") !== "0";
 
-/** A scenario's id: its name up to the first "." or space ("1b. API key…" → "1b"). */
-const scenarioId = (name: string) => name.split(/[. ]/)[0];
 const selected = (id: string) => !ONLY || ONLY.includes(id);
-
-interface Row {
-  name: string;
-  result: WrkResult | PairedResult;
-}
 
 /** A proplab (or bare) server process under load. */
 interface Proc {
@@ -133,13 +134,6 @@ function rssMb(pid: number): number {
   return Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? NaN) / 1024;
 }
 
-const isPaired = (r: WrkResult | PairedResult): r is PairedResult => "ratio" in r;
-
-/** A row's ratio to bare: from its paired rounds, else to the table's bare row. */
-function ratioOf(r: WrkResult | PairedResult, bare: WrkResult | undefined): number {
-  return isPaired(r) ? r.ratio : bare ? r.rps / bare.rps : NaN;
-}
-
 /**
  * Measures `url`: paired with rounds of the bare baseline at `bareUrl` (its ratio comes from
  * them), or alone when `bareUrl` is null (the ratio is then to the bare row of the table).
@@ -221,85 +215,6 @@ async function pgFacts(db: Db): Promise<string> {
       order by name`,
   );
   return rows.map((r) => `${r.name}=${r.setting}`).join(", ");
-}
-
-interface Extra {
-  coldPgMs: number;
-  coldPgliteMs: number;
-  pgliteRssMb: number;
-  logins: { done: number; busy: number; failed: number };
-}
-
-function printTable(rows: Row[]) {
-  const bare = rows.find((r) => scenarioId(r.name) === "bare")?.result;
-  console.log("| scenario | req/s | p50 ms | p99 ms | non-2xx | bare alongside | vs bare |");
-  console.log("|---|---:|---:|---:|---:|---:|---:|");
-  for (const { name, result: r } of rows) {
-    const ratio = ratioOf(r, bare);
-    const pct = Number.isFinite(ratio) ? `${(ratio * 100).toFixed(0)}%` : "–";
-    const alongside = isPaired(r) ? String(Math.round(r.bareRps)) : "–";
-    console.log(
-      `| ${name} | ${Math.round(r.rps)} | ${r.p50Ms.toFixed(2)} | ${
-        r.p99Ms.toFixed(2)
-      } | ${r.non2xx} | ${alongside} | ${pct} |`,
-    );
-  }
-}
-
-/** The issue's six targets; one whose scenarios BENCH_ONLY left out says "not run". */
-function printTargets(rows: Row[], x: Extra) {
-  const found = (id: string) => rows.find((r) => scenarioId(r.name) === id)?.result;
-  const ran = (...ids: string[]) => ids.every((id) => found(id));
-  const get = (id: string) => found(id)!;
-  const pct = (r: WrkResult | PairedResult) => ratioOf(r, get("bare")) * 100;
-  const mark = (ok: boolean) => ok ? "met" : "MISSED";
-  const ms = (v: number) => Number.isFinite(v) ? `${v.toFixed(0)} ms` : "not run";
-  const targets: [string, boolean, () => string][] = [
-    ["1. API key >= 30% of bare, p99 <= 10 ms", ran("bare", "1", "1b"), () => {
-      const hot = get("1"), many = get("1b");
-      return `hot ${pct(hot).toFixed(0)}% p99 ${hot.p99Ms.toFixed(1)} ms; 1,000 users ${
-        pct(many).toFixed(0)
-      }% p99 ${many.p99Ms.toFixed(1)} ms → ${
-        mark(pct(hot) >= 30 && pct(many) >= 30 && hot.p99Ms <= 10 && many.p99Ms <= 10)
-      }`;
-    }],
-    ["2. access token >= 30%", ran("bare", "2"), () => {
-      const jwt = get("2");
-      return `${pct(jwt).toFixed(0)}% → ${mark(pct(jwt) >= 30)}`;
-    }],
-    ["3. 429-heavy >= 40%", ran("bare", "3"), () => {
-      const refuse = get("3");
-      return `${pct(refuse).toFixed(0)}% → ${mark(pct(refuse) >= 40)}`;
-    }],
-    ["4. PGlite >= 10%, RSS <= 300 MB", ran("bare", "4"), () => {
-      const lite = get("4");
-      return `${pct(lite).toFixed(0)}%, RSS ${x.pgliteRssMb.toFixed(0)} MB → ${
-        mark(pct(lite) >= 10 && x.pgliteRssMb <= 300)
-      }`;
-    }],
-    [
-      "5. cold start <= 300 ms on PostgreSQL",
-      Number.isFinite(x.coldPgMs),
-      () =>
-        `${ms(x.coldPgMs)} → ${mark(x.coldPgMs <= 300)} (embedded PGlite: ${ms(x.coldPgliteMs)})`,
-    ],
-    ["6. data p99 <= 20 ms under 20 logins/s", ran("6"), () => {
-      const mixed = get("6");
-      const { done, busy, failed } = x.logins;
-      const seconds = (done + busy + failed) / 20;
-      const verdict = mixed.p99Ms > 20
-        ? mark(false)
-        : busy > 0
-        ? `met for the ${(done / seconds).toFixed(1)} logins/s hashed; the rest were shed ` +
-          `(scrypt at 20/s needs about 11 cores)`
-        : mark(true);
-      return `${mixed.p99Ms.toFixed(1)} ms (${done} logins hashed and ok, ${busy} refused ` +
-        `503 busy, ${failed} failed) → ${verdict}`;
-    }],
-  ];
-  for (const [label, run, measured] of targets) {
-    console.log(`${label}: ${run ? measured() : "not run"}`);
-  }
 }
 
 async function postgresScenarios(
@@ -445,9 +360,9 @@ if (import.meta.main) {
         `V8 flags: embedded ${flagsText("start")} (deno task start), ` +
         `PostgreSQL ${flagsText("start:pg")} (deno task start:pg)\n`,
     );
-    printTable(rows);
+    console.log(formatTable(rows).join("\n"));
     console.log();
-    printTargets(rows, x);
+    console.log(formatTargets(rows, x).join("\n"));
     if (profile.length) console.log();
     for (const line of profile) console.log(line);
   } finally {
