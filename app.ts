@@ -53,6 +53,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     ctx.route = route;
     ctx.params = match.params;
     await admit(ctx, route, false);
+    if (route.precheck) await precheck(ctx, route);
     const next = async () => {
       if (route.limit && deps.rateLimit) await limit(ctx, route);
       // Whatever ran before, a handler never sees a principal nobody has checked.
@@ -73,6 +74,18 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     if (decision.allow) return;
     if (ctx.principal?.speculative) return await admit(ctx, route, true);
     throw new ApiError(decision.status === 401 ? "unauthorized" : "forbidden", decision.reason);
+  }
+
+  // A route's own policy, before anything is charged; a refusal of a speculative principal
+  // is decided again for the caller as it is now, as in `admit`.
+  async function precheck(ctx: Ctx, route: Route): Promise<void> {
+    try {
+      await route.precheck!(ctx);
+    } catch (err) {
+      if (!ctx.principal?.speculative) throw err;
+      await admit(ctx, route, true);
+      await route.precheck!(ctx);
+    }
   }
 
   // The rate limit, which also checks a speculative principal: when that no longer holds,

@@ -64,6 +64,18 @@ export async function listOpsTokensPage(
   );
 }
 
+/** An unrevoked ops token's scopes and expiry, by id; null when there is none. */
+export async function findOpsToken(
+  q: Queryable,
+  id: string,
+): Promise<{ scopes: Scope[]; expires_at: Date | null } | null> {
+  const rows = await q.query<{ scopes: Scope[]; expires_at: Date | null }>(
+    "select scopes, expires_at from ops_tokens where id = $1 and revoked_at is null",
+    [id],
+  );
+  return rows[0] ?? null;
+}
+
 /** Revokes an ops token; false when there is no such unrevoked token. */
 export async function revokeOpsToken(q: Queryable, id: string, at: Date): Promise<boolean> {
   const rows = await q.query(

@@ -1,6 +1,7 @@
 /**
  * Strict credential header parsing (RFC 6750 §2.1): the Bearer scheme is case-insensitive,
- * the value must be a token68, anything else is a 400 invalid_request. Which kind of
+ * its value must be a token68, anything else is a 400 invalid_request. Another scheme
+ * (Basic, say) presents no Bearer credential: a 401 without an error code (§3). Which kind of
  * credential a value is follows from its prefix alone; nothing here touches the database.
  */
 import { ApiError } from "./problem.ts";
@@ -21,9 +22,12 @@ function invalidRequest(detail: string): ApiError {
   });
 }
 
-/** The value of `Authorization: Bearer <token>`, null when absent; 400 when malformed. */
+/**
+ * The value of `Authorization: Bearer <token>`; null when absent or of another scheme; 400
+ * when malformed.
+ */
 export function parseBearer(header: string | null): string | null {
-  if (header === null) return null;
+  if (header === null || !/^ *bearer(?: |$)/i.test(header)) return null;
   const m = BEARER_RE.exec(header);
   if (!m) throw invalidRequest("The Authorization header must be `Bearer <token>`");
   return m[1];

@@ -25,6 +25,28 @@ export function noContent(headers?: HeadersInit): Response {
 }
 
 /**
+ * Reads the body once, for a step that looks at it before the handler: returns the bytes
+ * and a copy of `req` carrying them, for the handler to read again.
+ */
+export async function keepBody(req: Request): Promise<{ bytes: Uint8Array; req: Request }> {
+  const bytes = await readBodyBytes(req);
+  return { bytes, req: new Request(req, { body: bytes as Uint8Array<ArrayBuffer> }) };
+}
+
+/**
+ * The body as JSON when it parses (else null), for a step that looks at it before the
+ * handler, which reads and validates it again from the returned copy of `req`.
+ */
+export async function keepJson(req: Request): Promise<{ value: unknown; req: Request }> {
+  const kept = await keepBody(req);
+  try {
+    return { value: parseJsonBytes(kept.bytes), req: kept.req };
+  } catch {
+    return { value: null, req: kept.req };
+  }
+}
+
+/**
  * Reads the request body as bytes, refusing (413) as soon as it passes `limit`
  * so a huge body is never held in memory whole.
  */

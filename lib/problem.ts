@@ -7,6 +7,7 @@ export type ErrorCode =
   | "unauthorized"
   | "invalid-token"
   | "forbidden"
+  | "signup-disabled"
   | "not-found"
   | "method-not-allowed"
   | "conflict"
@@ -30,6 +31,7 @@ export const CODE_STATUS = {
   "unauthorized": { status: 401, title: "Authentication required" },
   "invalid-token": { status: 401, title: "Invalid credential" },
   "forbidden": { status: 403, title: "Insufficient tier or scope" },
+  "signup-disabled": { status: 403, title: "Signup disabled" },
   "not-found": { status: 404, title: "Not found" },
   "method-not-allowed": { status: 405, title: "Method not allowed" },
   "conflict": { status: 409, title: "Conflict" },

@@ -84,7 +84,7 @@ async function tokensResponse(
 
 async function signup(ctx: Ctx): Promise<Response> {
   if (!ctx.deps.settings.get("signup.enabled")) {
-    throw new ApiError("forbidden", "Signup is disabled on this server");
+    throw new ApiError("signup-disabled", "Signup is disabled on this server");
   }
   const f = objectBody(await readJson(ctx.req), ["email", "password"]);
   const email = f.email("email");

@@ -94,5 +94,10 @@ export interface Route extends RouteShape, Requirement {
   limit?: LimitClass;
   /** Creating POST: honours Idempotency-Key. */
   idempotent?: boolean;
+  /**
+   * Policy that depends on the request itself (its body, the row it targets): run after
+   * authentication and before the rate limit, so that its refusal (403) charges nothing.
+   */
+  precheck?: (ctx: Ctx) => Promise<void>;
   handler: Handler;
 }

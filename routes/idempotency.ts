@@ -4,7 +4,7 @@
  * one transaction, replay the stored answer to retries, and purge old keys in the background.
  */
 import { ApiError, problemResponse } from "../lib/problem.ts";
-import { readBodyBytes } from "../lib/http.ts";
+import { keepBody } from "../lib/http.ts";
 import { errorFields } from "../lib/log.ts";
 import {
   classify,
@@ -73,9 +73,8 @@ export function createIdempotency(): Hook {
 }
 
 async function keyRequest(ctx: Ctx, rawKey: string): Promise<Keyed> {
-  const body = await readBodyBytes(ctx.req);
-  // The handler reads the body again from this copy.
-  ctx.req = new Request(ctx.req, { body: body as Uint8Array<ArrayBuffer> });
+  const { bytes: body, req } = await keepBody(ctx.req);
+  ctx.req = req;
   const scope = ctx.principal?.subject ?? `ip:${ctx.clientIp}`;
   const material = await deriveKeyMaterial(rawKey, scope);
   const path = ctx.url.pathname + ctx.url.search;

@@ -1,11 +1,12 @@
 /** Ops tokens: `POST|GET /api/v1/ops/tokens`, `DELETE /api/v1/ops/tokens/{id}` (ops:tokens). */
 import { ApiError } from "../lib/problem.ts";
-import { json, noContent, readJson } from "../lib/http.ts";
+import { json, keepJson, noContent, readJson } from "../lib/http.ts";
 import { type Fields, objectBody, uuidParam } from "../lib/fields.ts";
 import { pageOf, parsePageRequest } from "../lib/pagination.ts";
-import { type Scope, SCOPES } from "../lib/policy.ts";
+import { type Principal, type Scope, SCOPES } from "../lib/policy.ts";
 import { displayPrefix, generateSecret, hashSecret, PREFIX } from "../lib/secrets.ts";
 import {
+  findOpsToken,
   insertOpsToken,
   listOpsTokensPage,
   type OpsTokenRow,
@@ -62,6 +63,53 @@ export async function createOpsToken(
   return { ...shownToken(row), token };
 }
 
+/** When the calling ops token expires; null for one that never does and for a JWT. */
+async function ownExpiry(q: Queryable, p: Principal): Promise<Date | null> {
+  return p.kind === "opsToken" ? (await findOpsToken(q, p.credentialId))?.expires_at ?? null : null;
+}
+
+/** No escalation: a token may grant or revoke only scopes it holds (an admin JWT holds all). */
+function refuseUnheld(p: Principal, scopes: readonly unknown[], verb: "grant" | "revoke") {
+  const missing = scopes.filter((s) => !(p.scopes as readonly unknown[]).includes(s));
+  if (missing.length) {
+    throw new ApiError(
+      "forbidden",
+      `You cannot ${verb} scopes you do not hold: ${missing.join(", ")}`,
+    );
+  }
+}
+
+/**
+ * Policy of a creation, before the rate limit (a refusal charges nothing): only scopes the
+ * caller holds, and no expiry after the calling token's own. A body that does not parse is
+ * left to the handler, which answers it with its 4xx.
+ */
+async function mayCreate(ctx: Ctx): Promise<void> {
+  const { value, req } = await keepJson(ctx.req);
+  ctx.req = req;
+  const body = (value ?? {}) as { scopes?: unknown; expiresAt?: unknown };
+  const p = ctx.principal!;
+  // Unknown scopes are not refused here but reported by the handler's validation (422).
+  const known = Array.isArray(body.scopes)
+    ? body.scopes.filter((x) => (SCOPES as readonly unknown[]).includes(x))
+    : [];
+  refuseUnheld(p, known, "grant");
+  const own = await ownExpiry(ctx.db, p);
+  const asked = typeof body.expiresAt === "string" ? Date.parse(body.expiresAt) : NaN;
+  if (own && asked > own.getTime()) {
+    throw new ApiError(
+      "forbidden",
+      `A token cannot outlive the token that creates it (${own.toISOString()})`,
+    );
+  }
+}
+
+/** Policy of a revocation, before the rate limit: only tokens whose scopes the caller holds. */
+async function mayRevoke(ctx: Ctx): Promise<void> {
+  const target = await findOpsToken(ctx.db, uuidParam(ctx.params, "id", "ops token"));
+  if (target) refuseUnheld(ctx.principal!, target.scopes, "revoke");
+}
+
 async function createToken(ctx: Ctx): Promise<Response> {
   const now = ctx.deps.now();
   const f = objectBody(await readJson(ctx.req), ["name", "scopes", "expiresAt"]);
@@ -70,18 +118,11 @@ async function createToken(ctx: Ctx): Promise<Response> {
   const expiresAt = f.futureTimestamp("expiresAt", now);
   f.done();
   const p = ctx.principal!;
-  // No escalation: a token may grant only scopes it holds (an admin JWT holds them all).
-  const missing = scopes.filter((s) => !p.scopes.includes(s));
-  if (missing.length) {
-    throw new ApiError(
-      "forbidden",
-      `You cannot grant scopes you do not hold: ${missing.join(", ")}`,
-    );
-  }
+  // Checked by `mayCreate` before the rate limit; a child of an expiring token expires with it.
   const created = await createOpsToken(ctx.db, {
     name: name!,
     scopes,
-    expiresAt,
+    expiresAt: expiresAt ?? await ownExpiry(ctx.db, p),
     createdBy: p.subject,
     at: new Date(now),
   });
@@ -125,6 +166,7 @@ export const opsTokenRoutes: Route[] = [
     path: "/api/v1/ops/tokens",
     idempotent: true,
     summary: "Create an ops token (token is shown once)",
+    precheck: mayCreate,
     handler: createToken,
   },
   {
@@ -132,6 +174,7 @@ export const opsTokenRoutes: Route[] = [
     method: "DELETE",
     path: "/api/v1/ops/tokens/:id",
     summary: "Revoke an ops token",
+    precheck: mayRevoke,
     handler: deleteToken,
   },
 ];

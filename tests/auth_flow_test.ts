@@ -120,7 +120,8 @@ Deno.test({ ...DB_TEST, name: "POST /api/v1/auth/signup answers each status" }, 
         email: "late@example.com",
         password: "long-enough-pw",
       });
-      await assertProblem(res, 403, "forbidden");
+      const body = await assertProblem(res, 403, "signup-disabled");
+      assert.equal(body.title, "Signup disabled");
     });
   });
 });

@@ -63,7 +63,11 @@ Deno.test("`parseBearer()` accepts any case of the scheme and refuses malformed 
   assert.equal(parseBearer("Bearer abc.def-_~+/="), "abc.def-_~+/=");
   assert.equal(parseBearer("bearer abc"), "abc");
   assert.equal(parseBearer("BEARER  abc"), "abc");
-  for (const bad of ["Bearer", "Bearer ", "Basic abc", "Bearer a b", "Bearerabc", "Bearer ä"]) {
+  // Another scheme presents no Bearer credential (RFC 6750 §3: 401 without an error code).
+  for (const other of ["Basic YWRtaW46eA==", "Bearerabc", "Digest x", ""]) {
+    assert.equal(parseBearer(other), null, other);
+  }
+  for (const bad of ["Bearer", "Bearer ", "bearer  ", "Bearer a b", "Bearer ä"]) {
     assert.throws(
       () => parseBearer(bad),
       (e) => e instanceof ApiError && e.status === 400,

@@ -4,6 +4,7 @@ import type { TestServer } from "./support/server.ts";
 import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { accessTokenFor, createApiKey, createOpsToken, createUser } from "./support/fixtures.ts";
 import { withProbeServer } from "./support/probe_routes.ts";
+import { upsertSetting } from "../db/settings.ts";
 
 const tdb = await openTestDb();
 const TOKENS = "/api/v1/ops/tokens";
@@ -153,5 +154,106 @@ Deno.test({
     });
     assert.equal(res.status, 200);
     await res.body?.cancel();
+  });
+});
+
+function revoke(s: TestServer, bearer: string, id: string) {
+  return fetch(s.url(`${TOKENS}/${id}`), {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${bearer}` },
+  });
+}
+
+/** The id of the ops token `token`, from the listing (its prefix). */
+async function idOf(s: TestServer, bearer: string, token: string): Promise<string> {
+  const res = await fetch(s.url(TOKENS), { headers: { authorization: `Bearer ${bearer}` } });
+  const { items } = await res.json() as { items: { id: string; prefix: string }[] };
+  return items.find((x) => token.startsWith(x.prefix))!.id;
+}
+
+Deno.test({
+  ...DB_TEST,
+  name: "a refused grant or revocation charges nothing against the ops rate limit",
+}, async () => {
+  await withServer(async (s) => {
+    await upsertSetting(tdb.db, "ratelimit.ops.perMinute", 2, "test");
+    await s.running.deps.settings.refresh();
+    const manager = await createOpsToken(tdb.db, ["ops:tokens", "ops:read"]);
+    const strong = await createOpsToken(tdb.db, ["ops:tokens", "ops:read", "ops:config"]);
+    const strongId = await idOf(s, strong, strong);
+    for (let i = 0; i < 4; i++) {
+      const res = await create(s, manager, { name: "up", scopes: ["ops:read", "ops:config"] });
+      assert.equal(res.headers.get("ratelimit"), null, "nothing charged, nothing reported");
+      await assertProblem(res, 403, "forbidden");
+      await assertProblem(await revoke(s, manager, strongId), 403, "forbidden");
+    }
+    const list = () => fetch(s.url(TOKENS), { headers: { authorization: `Bearer ${manager}` } });
+    const statuses = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await list();
+      await res.body?.cancel();
+      statuses.push(res.status);
+    }
+    assert.deepEqual(statuses, [200, 200, 429], "the whole quota was left for the listing");
+  });
+});
+
+Deno.test({
+  ...DB_TEST,
+  name: "an ops:tokens token revokes only tokens whose scopes it holds",
+}, async () => {
+  await withServer(async (s) => {
+    const manager = await createOpsToken(tdb.db, ["ops:tokens", "ops:read"]);
+    const strong = await createOpsToken(tdb.db, ["ops:tokens", "ops:read", "ops:config"]);
+    const reader = await createOpsToken(tdb.db, ["ops:read"]);
+    const refused = await revoke(s, manager, await idOf(s, strong, strong));
+    const body = await assertProblem(refused, 403, "forbidden");
+    assert.match(String(body.detail), /revoke .*ops:config/);
+    const probe = (token: string) =>
+      fetch(s.url("/api/v1/ops/probe"), { headers: { authorization: `Bearer ${token}` } });
+    const still = await probe(strong);
+    await still.body?.cancel();
+    assert.equal(still.status, 200, "the stronger token still works");
+    assert.equal((await revoke(s, manager, await idOf(s, manager, reader))).status, 204);
+    await assertProblem(await probe(reader), 401, "invalid-token");
+    assert.equal((await revoke(s, strong, await idOf(s, strong, manager))).status, 204);
+    const unknown = await revoke(s, strong, crypto.randomUUID());
+    await assertProblem(unknown, 404, "not-found");
+  });
+});
+
+Deno.test({
+  ...DB_TEST,
+  name: "a token made by an expiring ops token expires no later than its maker",
+}, async (t) => {
+  await withServer(async (s) => {
+    const until = new Date(Date.now() + 86_400_000);
+    const maker = await createOpsToken(tdb.db, ["ops:tokens", "ops:read"], { expiresAt: until });
+    await t.step("without expiresAt it takes the maker's", async () => {
+      const res = await create(s, maker, { name: "child", scopes: ["ops:read"] });
+      assert.equal(res.status, 201);
+      assert.equal((await res.json()).expiresAt, until.toISOString());
+    });
+    await t.step("403 for a later expiry; 201 for an earlier one", async () => {
+      const later = new Date(until.getTime() + 1000).toISOString();
+      const res = await create(s, maker, { name: "x", scopes: ["ops:read"], expiresAt: later });
+      const body = await assertProblem(res, 403, "forbidden");
+      assert.match(String(body.detail), /outlive/);
+      const earlier = new Date(until.getTime() - 60_000).toISOString();
+      const ok = await create(s, maker, { name: "y", scopes: ["ops:read"], expiresAt: earlier });
+      assert.equal(ok.status, 201);
+      assert.equal((await ok.json()).expiresAt, earlier);
+    });
+    await t.step(
+      "a token that never expires, and an admin's JWT, make ones that never do",
+      async () => {
+        const forever = await createOpsToken(tdb.db, ["ops:tokens", "ops:read"]);
+        const res = await create(s, forever, { name: "z", scopes: ["ops:read"] });
+        assert.equal((await res.json()).expiresAt, null);
+        const jwt = await accessTokenFor(s, await createUser(tdb.db, { tier: "admin" }));
+        const byJwt = await create(s, jwt, { name: "w", scopes: ["ops:read"] });
+        assert.equal((await byJwt.json()).expiresAt, null);
+      },
+    );
   });
 });

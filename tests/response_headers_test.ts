@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { openTestDb } from "./support/db.ts";
 import { startTestServer, type TestServer } from "./support/server.ts";
-import { DB_TEST } from "./support/assert.ts";
+import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { createApiKey, createUser } from "./support/fixtures.ts";
 import { upsertSetting } from "../db/settings.ts";
 
@@ -83,6 +83,17 @@ Deno.test({ ...DB_TEST, name: "problem answers carry every header, once" }, asyn
       "x-content-type-options": "nosniff",
       "x-request-id": "trace-0002",
     });
+
+    // Another scheme is no Bearer credential: 401 without an error code (RFC 6750 §3).
+    const basic = await fetch(s.url(TODAY), { headers: { authorization: "Basic YWRtaW46eA==" } });
+    await assertProblem(basic, 401, "unauthorized");
+    assert.equal(basic.headers.get("www-authenticate"), 'Bearer realm="proplab"');
+    const malformed = await fetch(s.url(TODAY), { headers: { authorization: "Bearer a b" } });
+    await assertProblem(malformed, 400, "bad-request");
+    assert.equal(
+      malformed.headers.get("www-authenticate"),
+      'Bearer realm="proplab", error="invalid_request"',
+    );
 
     const bad = await fetch(s.url(TODAY), { headers: { "x-api-key": "npl_nope" } });
     assert.equal(bad.status, 401);
