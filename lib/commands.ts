@@ -117,6 +117,61 @@ function rowsOf(v: unknown, pointer: string, errors: FieldError[]): unknown[] | 
 }
 
 const PICK_FIELDS = ["player", "team", "opponent", "market", "line", "side", "odds"];
+
+const NAME = { type: "string", minLength: 1, maxLength: 100 };
+const AMOUNT = { type: "number", minimum: 0, maximum: 1000 };
+
+/** `{type, params}` as openapi.json documents it (validateCommand checks it). */
+export const COMMAND_SCHEMA = {
+  type: "object",
+  required: ["type", "params"],
+  properties: {
+    type: { enum: JOB_TYPES },
+    params: {
+      type: "object",
+      description: "date for every type; picks and results for ingest only",
+      required: ["date"],
+      properties: {
+        date: { type: "string", format: "date" },
+        picks: {
+          type: "array",
+          maxItems: MAX_ROWS,
+          items: {
+            type: "object",
+            required: ["player", "market", "line", "side", "odds"],
+            properties: {
+              player: NAME,
+              team: { ...NAME, type: ["string", "null"] },
+              opponent: { ...NAME, type: ["string", "null"] },
+              market: { enum: MARKETS },
+              line: AMOUNT,
+              side: { enum: ["over", "under"] },
+              odds: {
+                type: "integer",
+                minimum: -MAX_ODDS,
+                maximum: MAX_ODDS,
+                description: "American odds: -100 or below, or +100 or above",
+              },
+            },
+            additionalProperties: false,
+          },
+        },
+        results: {
+          type: "array",
+          maxItems: MAX_ROWS,
+          items: {
+            type: "object",
+            required: ["player", "market", "value"],
+            properties: { player: NAME, market: { enum: MARKETS }, value: AMOUNT },
+            additionalProperties: false,
+          },
+        },
+      },
+      additionalProperties: false,
+    },
+  },
+  additionalProperties: false,
+} as const;
 const RESULT_FIELDS = ["player", "market", "value"];
 
 function unknownMembers(

@@ -49,6 +49,20 @@ export function decodeCursor(raw: string): Cursor {
   }
 }
 
+/** `limit` and `cursor` as openapi.json documents them (routes/context.ts QueryParam). */
+export const PAGE_QUERY = [
+  {
+    name: "limit",
+    description: `Items per page (default ${PAGE_DEFAULT})`,
+    schema: { type: "integer", minimum: 1, maximum: PAGE_MAX, default: PAGE_DEFAULT },
+  },
+  {
+    name: "cursor",
+    description: "The nextCursor of the previous page, as given",
+    schema: { type: "string" },
+  },
+] as const;
+
 /** Reads `limit` (1..PAGE_MAX, default PAGE_DEFAULT) and `cursor` from the query string. */
 export function parsePageRequest(params: URLSearchParams): PageRequest {
   const rawLimit = params.get("limit");

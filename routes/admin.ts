@@ -2,7 +2,7 @@
 import { ApiError } from "../lib/problem.ts";
 import { json, readJson } from "../lib/http.ts";
 import { objectBody, uuidParam } from "../lib/fields.ts";
-import { pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { PAGE_QUERY, pageOf, parsePageRequest } from "../lib/pagination.ts";
 import { type Tier, TIERS } from "../lib/policy.ts";
 import { insertUser, isUsersEmpty, listUsersPage, updateUserAccess } from "../db/users.ts";
 import { identityOf, publicUser } from "./auth.ts";
@@ -76,6 +76,7 @@ export const adminRoutes: Route[] = [
     method: "GET",
     path: "/api/v1/admin/users",
     summary: "List users",
+    query: PAGE_QUERY,
     handler: listUsers,
   },
   {
@@ -83,6 +84,12 @@ export const adminRoutes: Route[] = [
     method: "PATCH",
     path: "/api/v1/admin/users/:id",
     summary: "Change a user's tier or disabled flag",
+    body: {
+      type: "object",
+      properties: { tier: { enum: TIERS }, disabled: { type: "boolean" } },
+      minProperties: 1,
+      additionalProperties: false,
+    },
     handler: patchUser,
   },
 ];

@@ -2,7 +2,7 @@
 import { ApiError } from "../lib/problem.ts";
 import { json, noContent, readJson } from "../lib/http.ts";
 import { objectBody, uuidParam } from "../lib/fields.ts";
-import { pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { PAGE_QUERY, pageOf, parsePageRequest } from "../lib/pagination.ts";
 import { displayPrefix, generateSecret, hashSecret, PREFIX } from "../lib/secrets.ts";
 import { lockUser } from "../db/users.ts";
 import {
@@ -78,6 +78,7 @@ export const apiKeyRoutes: Route[] = [
     method: "GET",
     path: "/api/v1/me/api-keys",
     summary: "List your API keys",
+    query: PAGE_QUERY,
     handler: listKeys,
   },
   {
@@ -86,6 +87,19 @@ export const apiKeyRoutes: Route[] = [
     path: "/api/v1/me/api-keys",
     idempotent: true,
     summary: "Create an API key (rawKey is shown once)",
+    body: {
+      type: "object",
+      required: ["name"],
+      properties: {
+        name: { type: "string", minLength: 1, maxLength: 100 },
+        expiresAt: {
+          type: ["string", "null"],
+          format: "date-time",
+          description: "When it stops working (RFC 3339, in the future); null or absent: never",
+        },
+      },
+      additionalProperties: false,
+    },
     handler: createKey,
   },
   {

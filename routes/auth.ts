@@ -208,6 +208,15 @@ export const authRoutes: Route[] = [
     auth: [],
     idempotent: true,
     summary: "Create a free account",
+    body: {
+      type: "object",
+      required: ["email", "password"],
+      properties: {
+        email: { type: "string", format: "email", maxLength: 254 },
+        password: { type: "string", minLength: MIN_PASSWORD, maxLength: MAX_PASSWORD },
+      },
+      additionalProperties: false,
+    },
     handler: signup,
   },
   {
@@ -216,6 +225,15 @@ export const authRoutes: Route[] = [
     auth: [],
     limit: "login",
     summary: "Log in",
+    body: {
+      type: "object",
+      required: ["email", "password"],
+      properties: {
+        email: { type: "string", minLength: 1, maxLength: 254 },
+        password: { type: "string", minLength: 1, maxLength: MAX_PASSWORD },
+      },
+      additionalProperties: false,
+    },
     handler: login,
   },
   {

@@ -84,6 +84,17 @@ export interface Ctx {
 /** A route handler: validate → decide → store → respond. */
 export type Handler = (ctx: Ctx) => Promise<Response> | Response;
 
+/** A JSON Schema (2020-12, as OpenAPI 3.1 uses it), for openapi.json. */
+export type JsonSchema = Record<string, unknown>;
+
+/** A query parameter as openapi.json documents it; the handler validates it. */
+export interface QueryParam {
+  name: string;
+  description: string;
+  required?: boolean;
+  schema: JsonSchema;
+}
+
 /** Rate-limit classes a route can declare. */
 export type LimitClass = "data" | "login" | "ops";
 
@@ -94,6 +105,10 @@ export interface Route extends RouteShape, Requirement {
   limit?: LimitClass;
   /** Creating POST: honours Idempotency-Key. */
   idempotent?: boolean;
+  /** Its query parameters, for openapi.json (tests/openapi_test.ts checks them by calling). */
+  query?: readonly QueryParam[];
+  /** Its JSON body, for openapi.json (checked the same way). */
+  body?: JsonSchema;
   /**
    * Policy that depends on the request itself (its body, the row it targets): run after
    * authentication and before the rate limit, so that its refusal (403) charges nothing.

@@ -1,6 +1,6 @@
 /** The data API: picks by day and by id, and scored days (sharp tier; API key or JWT). */
 import { ApiError, invalidField } from "../lib/problem.ts";
-import { type Cursor, pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { type Cursor, PAGE_QUERY, pageOf, parsePageRequest } from "../lib/pagination.ts";
 import { cachedJson, cachedJsonParts, cachedJsonText, etagOf } from "../lib/etag.ts";
 import { createBatcher } from "../lib/batch.ts";
 import { dateInZone, isIsoDate, isUuid } from "../lib/dates.ts";
@@ -9,6 +9,13 @@ import type { Queryable } from "../db/client.ts";
 import type { Ctx, Route } from "./context.ts";
 
 const DATA = { auth: ["jwt", "apiKey"], tier: "sharp", limit: "data" } as const;
+
+const DATE_QUERY = {
+  name: "date",
+  description: "A calendar day, YYYY-MM-DD",
+  required: true,
+  schema: { type: "string", format: "date" },
+} as const;
 
 function dateParam(ctx: Ctx): string {
   const date = ctx.url.searchParams.get("date");
@@ -117,6 +124,7 @@ export const dataRoutes: Route[] = [
     path: "/api/v1/data/picks/today",
     summary: "Today's picks (today in the data.timezone setting)",
     ...DATA,
+    query: PAGE_QUERY,
     handler: picksToday,
   },
   {
@@ -124,6 +132,7 @@ export const dataRoutes: Route[] = [
     path: "/api/v1/data/picks",
     summary: "The picks of one day (?date=YYYY-MM-DD)",
     ...DATA,
+    query: [DATE_QUERY, ...PAGE_QUERY],
     handler: picksByDate,
   },
   {
@@ -138,6 +147,7 @@ export const dataRoutes: Route[] = [
     path: "/api/v1/data/scores",
     summary: "The scored day (?date=YYYY-MM-DD): record, units, ROI",
     ...DATA,
+    query: [DATE_QUERY],
     handler: scores,
   },
 ];

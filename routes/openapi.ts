@@ -72,6 +72,15 @@ function operationOf(route: Route, params: string[]): Record<string, unknown> {
     required: true,
     schema: { type: "string" },
   }));
+  for (const q of route.query ?? []) {
+    parameters.push({
+      name: q.name,
+      in: "query",
+      required: q.required ?? false,
+      description: q.description,
+      schema: q.schema,
+    });
+  }
   if (route.idempotent) {
     parameters.push({ $ref: "#/components/parameters/IdempotencyKey" });
   }
@@ -89,11 +98,8 @@ function operationOf(route: Route, params: string[]): Record<string, unknown> {
     "x-credential-kinds": route.auth,
   };
   if (parameters.length) op.parameters = parameters;
-  if (route.method === "POST" || route.method === "PUT" || route.method === "PATCH") {
-    op.requestBody = {
-      required: true,
-      content: { "application/json": { schema: { type: "object" } } },
-    };
+  if (route.body) {
+    op.requestBody = { required: true, content: { "application/json": { schema: route.body } } };
   }
   if (route.tier) op["x-required-tier"] = route.tier;
   if (route.scope) op["x-required-scope"] = route.scope;

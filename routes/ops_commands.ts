@@ -8,9 +8,9 @@ import {
   listJobs,
 } from "../db/jobs.ts";
 import { listPipelineRuns } from "../db/pipeline_runs.ts";
-import { JOB_TYPES, validateCommand } from "../lib/commands.ts";
+import { COMMAND_SCHEMA, JOB_TYPES, validateCommand } from "../lib/commands.ts";
 import { json, readJson } from "../lib/http.ts";
-import { pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { PAGE_QUERY, pageOf, parsePageRequest } from "../lib/pagination.ts";
 import { ApiError, invalidField } from "../lib/problem.ts";
 import type { Ctx, Route } from "./context.ts";
 
@@ -97,6 +97,7 @@ export const opsCommandRoutes: Route[] = [
     scope: "ops:commands",
     idempotent: true,
     summary: "Queue an ingest, settle or score-day job",
+    body: COMMAND_SCHEMA,
     handler: queueCommand,
   },
   {
@@ -113,6 +114,11 @@ export const opsCommandRoutes: Route[] = [
     path: `${BASE}/jobs`,
     scope: "ops:read",
     summary: "List jobs, newest first (filter by state, type)",
+    query: [
+      { name: "state", description: "Only jobs in this state", schema: { enum: JOB_STATES } },
+      { name: "type", description: "Only jobs of this type", schema: { enum: JOB_TYPES } },
+      ...PAGE_QUERY,
+    ],
     handler: listJobsRoute,
   },
   {
@@ -129,6 +135,14 @@ export const opsCommandRoutes: Route[] = [
     path: `${BASE}/pipeline-runs`,
     scope: "ops:read",
     summary: "List pipeline runs, newest first (filter by jobId)",
+    query: [
+      {
+        name: "jobId",
+        description: "Only the runs of this job",
+        schema: { type: "string", format: "uuid" },
+      },
+      ...PAGE_QUERY,
+    ],
     handler: listRunsRoute,
   },
 ];

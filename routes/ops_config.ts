@@ -1,7 +1,7 @@
 /** Ops configuration: list, change (validated per key, audited) and the audit trail (ops:config). */
 import { ApiError, invalidField } from "../lib/problem.ts";
 import { json, readJson } from "../lib/http.ts";
-import { pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { PAGE_QUERY, pageOf, parsePageRequest } from "../lib/pagination.ts";
 import { isSettingKey, type SettingKey, SETTINGS } from "../lib/settings.ts";
 import { upsertSetting } from "../db/settings.ts";
 import { findSettingAudit, findSettingUpdates } from "../db/settings_meta.ts";
@@ -40,11 +40,12 @@ async function putConfig(ctx: Ctx): Promise<Response> {
   const key = ctx.params.key;
   if (!isSettingKey(key)) throw new ApiError("not-found", `There is no setting named "${key}"`);
   const body = await readJson(ctx.req);
-  if (typeof body !== "object" || body === null || Array.isArray(body) || !("value" in body)) {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw invalidField("/value", 'Send {"value": <json>}');
   }
   const extra = Object.keys(body).find((k) => k !== "value");
   if (extra !== undefined) throw invalidField(`/${extra}`, 'Send only {"value": <json>}');
+  if (!("value" in body)) throw invalidField("/value", 'Send {"value": <json>}');
   const value = (body as { value: unknown }).value;
   const problem = SETTINGS[key].validate(value);
   if (problem) throw invalidField("/value", `${key} ${problem}`);
@@ -85,6 +86,10 @@ export const opsConfigRoutes: Route[] = [
     path: "/api/v1/ops/config/audit",
     summary: "Audit trail of setting changes, newest first",
     ...OPS_CONFIG,
+    query: [
+      { name: "key", description: "Only this setting's changes", schema: { type: "string" } },
+      ...PAGE_QUERY,
+    ],
     handler: listAudit,
   },
   {
@@ -92,6 +97,14 @@ export const opsConfigRoutes: Route[] = [
     path: "/api/v1/ops/config/:key",
     summary: "Change one setting",
     ...OPS_CONFIG,
+    body: {
+      type: "object",
+      required: ["value"],
+      properties: {
+        value: { description: "The new value; its type is the setting's (see GET /ops/config)" },
+      },
+      additionalProperties: false,
+    },
     handler: putConfig,
   },
 ];

@@ -1,6 +1,6 @@
 /** Ops read endpoints: health, services, errors, freshness (ops:read). */
 import { json } from "../lib/http.ts";
-import { pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { PAGE_QUERY, pageOf, parsePageRequest } from "../lib/pagination.ts";
 import { DATASETS, freshnessOf } from "../lib/freshness.ts";
 import { countJobsByState, findDatasetFreshness } from "../db/data.ts";
 import { INSTANCE_STALE_MS, listInstances } from "../db/instances.ts";
@@ -108,6 +108,7 @@ export const opsStatusRoutes: Route[] = [
     path: "/api/v1/ops/errors",
     summary: "Recent 5xx answers and failed jobs, newest first",
     ...OPS_READ,
+    query: PAGE_QUERY,
     handler: errors,
   },
   {

@@ -2,7 +2,7 @@
 import { ApiError } from "../lib/problem.ts";
 import { json, keepJson, noContent, readJson } from "../lib/http.ts";
 import { type Fields, objectBody, uuidParam } from "../lib/fields.ts";
-import { pageOf, parsePageRequest } from "../lib/pagination.ts";
+import { PAGE_QUERY, pageOf, parsePageRequest } from "../lib/pagination.ts";
 import { type Principal, type Scope, SCOPES } from "../lib/policy.ts";
 import { displayPrefix, generateSecret, hashSecret, PREFIX } from "../lib/secrets.ts";
 import {
@@ -158,6 +158,7 @@ export const opsTokenRoutes: Route[] = [
     method: "GET",
     path: "/api/v1/ops/tokens",
     summary: "List ops tokens",
+    query: PAGE_QUERY,
     handler: listTokens,
   },
   {
@@ -166,6 +167,26 @@ export const opsTokenRoutes: Route[] = [
     path: "/api/v1/ops/tokens",
     idempotent: true,
     summary: "Create an ops token (token is shown once)",
+    body: {
+      type: "object",
+      required: ["name", "scopes"],
+      properties: {
+        name: { type: "string", minLength: 1, maxLength: 100 },
+        scopes: {
+          type: "array",
+          minItems: 1,
+          items: { enum: SCOPES },
+          description: "Only scopes the caller holds",
+        },
+        expiresAt: {
+          type: ["string", "null"],
+          format: "date-time",
+          description: "When it stops working (RFC 3339, in the future); null or absent: " +
+            "never. An ops token caller's child expires no later than the caller, by default with it",
+        },
+      },
+      additionalProperties: false,
+    },
     precheck: mayCreate,
     handler: createToken,
   },

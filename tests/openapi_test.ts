@@ -12,6 +12,7 @@ type Operation = Record<string, unknown> & {
   security: Record<string, string[]>[];
   responses: Record<string, unknown>;
   parameters?: { name?: string; in?: string; $ref?: string }[];
+  requestBody?: { content: Record<string, { schema: unknown }> };
 };
 
 Deno.test("openApiPath() turns URLPattern parameters into OpenAPI templates", () => {
@@ -65,6 +66,11 @@ Deno.test(
           for (const name of params) {
             assert.ok(op.parameters?.some((p) => p.in === "path" && p.name === name));
           }
+          // Query parameters and bodies as the route table declares them
+          // (tests/openapi_contract_test.ts checks those against the handlers).
+          const query = (op.parameters ?? []).filter((p) => p.in === "query");
+          assert.deepEqual(query.map((p) => p.name), (route.query ?? []).map((q) => q.name));
+          assert.deepEqual(op.requestBody?.content["application/json"].schema, route.body);
           if (route.auth.length) {
             assert.ok(op.responses["401"] && op.responses["403"], `${path} lacks 401/403`);
           }
