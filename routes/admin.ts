@@ -7,6 +7,7 @@ import { type Tier, TIERS } from "../lib/policy.ts";
 import { insertUser, isUsersEmpty, listUsersPage, updateUserAccess } from "../db/users.ts";
 import { identityOf, publicUser } from "./auth.ts";
 import type { Ctx, Deps, Route } from "./context.ts";
+import { page, USER } from "./schemas.ts";
 
 /** Creates the ADMIN_EMAIL admin when the database has no user yet; returns whether it did. */
 export async function bootstrapAdmin(deps: Deps): Promise<boolean> {
@@ -77,6 +78,7 @@ export const adminRoutes: Route[] = [
     path: "/api/v1/admin/users",
     summary: "List users",
     query: PAGE_QUERY,
+    responses: { 200: { description: "A page of users", schema: page(USER) } },
     handler: listUsers,
   },
   {
@@ -90,6 +92,7 @@ export const adminRoutes: Route[] = [
       minProperties: 1,
       additionalProperties: false,
     },
+    responses: { 200: { description: "The user as changed", schema: USER } },
     handler: patchUser,
   },
 ];

@@ -13,6 +13,7 @@ import {
   revokeApiKey,
 } from "../db/api_keys.ts";
 import type { Ctx, Route } from "./context.ts";
+import { API_KEY, NEW_API_KEY, page } from "./schemas.ts";
 
 /** Usable keys one user may hold at a time. */
 export const MAX_API_KEYS = 25;
@@ -79,6 +80,7 @@ export const apiKeyRoutes: Route[] = [
     path: "/api/v1/me/api-keys",
     summary: "List your API keys",
     query: PAGE_QUERY,
+    responses: { 200: { description: "A page of your API keys", schema: page(API_KEY) } },
     handler: listKeys,
   },
   {
@@ -100,6 +102,9 @@ export const apiKeyRoutes: Route[] = [
       },
       additionalProperties: false,
     },
+    responses: {
+      201: { description: "The new key; rawKey is shown only here", schema: NEW_API_KEY },
+    },
     handler: createKey,
   },
   {
@@ -107,6 +112,7 @@ export const apiKeyRoutes: Route[] = [
     method: "DELETE",
     path: "/api/v1/me/api-keys/:id",
     summary: "Revoke an API key",
+    responses: { 204: { description: "Revoked" } },
     handler: deleteKey,
   },
 ];

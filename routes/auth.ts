@@ -22,6 +22,7 @@ import {
 } from "../db/sessions.ts";
 import type { Identity } from "./authenticate.ts";
 import type { Ctx, Deps, Route } from "./context.ts";
+import { SIGNED_UP, TOKENS } from "./schemas.ts";
 
 /** The refresh cookie's name and path (it is sent to /api/v1/auth/* only). */
 export const REFRESH_COOKIE = "refreshToken";
@@ -217,6 +218,7 @@ export const authRoutes: Route[] = [
       },
       additionalProperties: false,
     },
+    responses: { 201: { description: "The new account", schema: SIGNED_UP } },
     handler: signup,
   },
   {
@@ -234,6 +236,9 @@ export const authRoutes: Route[] = [
       },
       additionalProperties: false,
     },
+    responses: {
+      200: { description: "An access token; the refresh cookie is set", schema: TOKENS },
+    },
     handler: login,
   },
   {
@@ -241,6 +246,9 @@ export const authRoutes: Route[] = [
     path: "/api/v1/auth/refresh",
     auth: [],
     summary: "Rotate the refresh cookie for a new access token",
+    responses: {
+      200: { description: "A new access token; the cookie is rotated", schema: TOKENS },
+    },
     handler: refresh,
   },
   {
@@ -248,6 +256,7 @@ export const authRoutes: Route[] = [
     path: "/api/v1/auth/logout",
     auth: [],
     summary: "End the session of the refresh cookie",
+    responses: { 204: { description: "The session has ended; the cookie is cleared" } },
     handler: logout,
   },
 ];

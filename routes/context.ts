@@ -95,6 +95,12 @@ export interface QueryParam {
   schema: JsonSchema;
 }
 
+/** A success answer as openapi.json documents it (no schema: no body). */
+export interface Success {
+  description: string;
+  schema?: JsonSchema;
+}
+
 /** Rate-limit classes a route can declare. */
 export type LimitClass = "data" | "login" | "ops";
 
@@ -109,6 +115,11 @@ export interface Route extends RouteShape, Requirement {
   query?: readonly QueryParam[];
   /** Its JSON body, for openapi.json (checked the same way). */
   body?: JsonSchema;
+  /**
+   * Its success answers by status, for openapi.json. A test server checks every 2xx answer
+   * against them (tests/support/server.ts).
+   */
+  responses?: Readonly<Record<number, Success>>;
   /**
    * Policy that depends on the request itself (its body, the row it targets): run after
    * authentication and before the rate limit, so that its refusal (403) charges nothing.

@@ -7,6 +7,7 @@ import { dateInZone, isIsoDate, isUuid } from "../lib/dates.ts";
 import { findDataVersion, findPickById, findPicksByDate, findScoreByDate } from "../db/data.ts";
 import type { Queryable } from "../db/client.ts";
 import type { Ctx, Route } from "./context.ts";
+import { DATE, NOT_MODIFIED, page, PICK, SCORE } from "./schemas.ts";
 
 const DATA = { auth: ["jwt", "apiKey"], tier: "sharp", limit: "data" } as const;
 
@@ -125,6 +126,10 @@ export const dataRoutes: Route[] = [
     summary: "Today's picks (today in the data.timezone setting)",
     ...DATA,
     query: PAGE_QUERY,
+    responses: {
+      304: NOT_MODIFIED,
+      200: { description: "Today's picks, newest first", schema: page(PICK, { date: DATE }) },
+    },
     handler: picksToday,
   },
   {
@@ -133,6 +138,10 @@ export const dataRoutes: Route[] = [
     summary: "The picks of one day (?date=YYYY-MM-DD)",
     ...DATA,
     query: [DATE_QUERY, ...PAGE_QUERY],
+    responses: {
+      304: NOT_MODIFIED,
+      200: { description: "The day's picks, newest first", schema: page(PICK, { date: DATE }) },
+    },
     handler: picksByDate,
   },
   {
@@ -140,6 +149,7 @@ export const dataRoutes: Route[] = [
     path: "/api/v1/data/picks/:id",
     summary: "One pick",
     ...DATA,
+    responses: { 304: NOT_MODIFIED, 200: { description: "The pick", schema: PICK } },
     handler: pickById,
   },
   {
@@ -148,6 +158,7 @@ export const dataRoutes: Route[] = [
     summary: "The scored day (?date=YYYY-MM-DD): record, units, ROI",
     ...DATA,
     query: [DATE_QUERY],
+    responses: { 304: NOT_MODIFIED, 200: { description: "The scored day", schema: SCORE } },
     handler: scores,
   },
 ];

@@ -3,6 +3,7 @@ import { ApiError } from "../lib/problem.ts";
 import { json } from "../lib/http.ts";
 import { withTimeout } from "../lib/async.ts";
 import type { Ctx, Route } from "./context.ts";
+import { LIVE, READY } from "./schemas.ts";
 
 const READY_TIMEOUT_MS = 1500;
 
@@ -23,6 +24,20 @@ async function readyz(ctx: Ctx): Promise<Response> {
 
 /** Routes of this file. */
 export const healthRoutes: Route[] = [
-  { method: "GET", path: "/healthz", auth: [], summary: "Liveness", handler: healthz },
-  { method: "GET", path: "/readyz", auth: [], summary: "Readiness", handler: readyz },
+  {
+    method: "GET",
+    path: "/healthz",
+    auth: [],
+    summary: "Liveness",
+    responses: { 200: { description: "The process is up", schema: LIVE } },
+    handler: healthz,
+  },
+  {
+    method: "GET",
+    path: "/readyz",
+    auth: [],
+    summary: "Readiness",
+    responses: { 200: { description: "The database answers", schema: READY } },
+    handler: readyz,
+  },
 ];

@@ -4,6 +4,7 @@ import { json } from "../lib/http.ts";
 import { findUserById } from "../db/users.ts";
 import { publicUser } from "./auth.ts";
 import type { Ctx, Route } from "./context.ts";
+import { ME } from "./schemas.ts";
 
 async function me(ctx: Ctx): Promise<Response> {
   const p = ctx.principal!;
@@ -20,6 +21,7 @@ export const meRoutes: Route[] = [
     auth: ["jwt"],
     tier: "free",
     summary: "The caller's profile, tier and scopes",
+    responses: { 200: { description: "The caller", schema: ME } },
     handler: me,
   },
 ];

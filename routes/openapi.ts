@@ -1,5 +1,6 @@
 /** GET /api/v1/openapi.json: OpenAPI 3.1 generated from the route table, so it cannot drift. */
 import { cachedJson } from "../lib/etag.ts";
+import { NOT_MODIFIED } from "./schemas.ts";
 import type { CredentialKind } from "../lib/policy.ts";
 import type { Ctx, Route } from "./context.ts";
 
@@ -84,7 +85,13 @@ function operationOf(route: Route, params: string[]): Record<string, unknown> {
   if (route.idempotent) {
     parameters.push({ $ref: "#/components/parameters/IdempotencyKey" });
   }
-  const responses: Record<string, unknown> = { "2XX": { description: "Success" } };
+  const responses: Record<string, unknown> = {};
+  for (const [status, { description, schema }] of Object.entries(route.responses ?? {})) {
+    responses[status] = schema
+      ? { description, content: { "application/json": { schema } } }
+      : { description };
+  }
+  if (!route.responses) responses["2XX"] = { description: "Success" };
   for (const status of problemStatuses(route, params.length > 0)) {
     responses[status] = { $ref: `#/components/responses/Problem${status}` };
   }
@@ -189,6 +196,10 @@ export const openapiRoutes: Route[] = [
     path: "/api/v1/openapi.json",
     auth: [],
     summary: "This OpenAPI 3.1 description",
+    responses: {
+      304: NOT_MODIFIED,
+      200: { description: "This document", schema: { type: "object" } },
+    },
     handler: openapi,
   },
 ];

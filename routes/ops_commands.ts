@@ -13,6 +13,7 @@ import { json, readJson } from "../lib/http.ts";
 import { PAGE_QUERY, pageOf, parsePageRequest } from "../lib/pagination.ts";
 import { ApiError, invalidField } from "../lib/problem.ts";
 import type { Ctx, Route } from "./context.ts";
+import { JOB, page, PIPELINE_RUN } from "./schemas.ts";
 
 const BASE = "/api/v1/ops";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -98,6 +99,7 @@ export const opsCommandRoutes: Route[] = [
     idempotent: true,
     summary: "Queue an ingest, settle or score-day job",
     body: COMMAND_SCHEMA,
+    responses: { 202: { description: "The queued job", schema: JOB } },
     handler: queueCommand,
   },
   {
@@ -106,6 +108,10 @@ export const opsCommandRoutes: Route[] = [
     path: `${BASE}/commands/:id/cancel`,
     scope: "ops:commands",
     summary: "Cancel a job: queued at once, running at its next step",
+    responses: {
+      200: { description: "Cancelled (it was queued)", schema: JOB },
+      202: { description: "Cancelling: it stops at its next step", schema: JOB },
+    },
     handler: cancelCommand,
   },
   {
@@ -119,6 +125,7 @@ export const opsCommandRoutes: Route[] = [
       { name: "type", description: "Only jobs of this type", schema: { enum: JOB_TYPES } },
       ...PAGE_QUERY,
     ],
+    responses: { 200: { description: "A page of jobs", schema: page(JOB) } },
     handler: listJobsRoute,
   },
   {
@@ -127,6 +134,7 @@ export const opsCommandRoutes: Route[] = [
     path: `${BASE}/jobs/:id`,
     scope: "ops:read",
     summary: "One job",
+    responses: { 200: { description: "The job", schema: JOB } },
     handler: getJob,
   },
   {
@@ -143,6 +151,7 @@ export const opsCommandRoutes: Route[] = [
       },
       ...PAGE_QUERY,
     ],
+    responses: { 200: { description: "A page of pipeline runs", schema: page(PIPELINE_RUN) } },
     handler: listRunsRoute,
   },
 ];

@@ -6,6 +6,7 @@ import { isSettingKey, type SettingKey, SETTINGS } from "../lib/settings.ts";
 import { upsertSetting } from "../db/settings.ts";
 import { findSettingAudit, findSettingUpdates } from "../db/settings_meta.ts";
 import type { Ctx, Route } from "./context.ts";
+import { page, SETTING, SETTING_CHANGE } from "./schemas.ts";
 
 const OPS_CONFIG = {
   auth: ["jwt", "opsToken"],
@@ -79,6 +80,17 @@ export const opsConfigRoutes: Route[] = [
     path: "/api/v1/ops/config",
     summary: "Every setting with its value, default and description",
     ...OPS_CONFIG,
+    responses: {
+      200: {
+        description: "Every setting",
+        schema: {
+          type: "object",
+          required: ["items"],
+          properties: { items: { type: "array", items: SETTING } },
+          additionalProperties: false,
+        },
+      },
+    },
     handler: listConfig,
   },
   {
@@ -90,6 +102,7 @@ export const opsConfigRoutes: Route[] = [
       { name: "key", description: "Only this setting's changes", schema: { type: "string" } },
       ...PAGE_QUERY,
     ],
+    responses: { 200: { description: "A page of setting changes", schema: page(SETTING_CHANGE) } },
     handler: listAudit,
   },
   {
@@ -105,6 +118,7 @@ export const opsConfigRoutes: Route[] = [
       },
       additionalProperties: false,
     },
+    responses: { 200: { description: "The setting as changed", schema: SETTING } },
     handler: putConfig,
   },
 ];

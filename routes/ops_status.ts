@@ -6,6 +6,7 @@ import { countJobsByState, findDatasetFreshness } from "../db/data.ts";
 import { INSTANCE_STALE_MS, listInstances } from "../db/instances.ts";
 import { type ErrorEntry, findErrorEntries } from "../db/request_errors.ts";
 import type { Ctx, Route } from "./context.ts";
+import { ERROR_ENTRY, FRESHNESS, HEALTH, page, SERVICES } from "./schemas.ts";
 
 const OPS_READ = {
   auth: ["jwt", "opsToken"],
@@ -94,6 +95,7 @@ export const opsStatusRoutes: Route[] = [
     path: "/api/v1/ops/health",
     summary: "Health of this instance, the database, the queue and the workers",
     ...OPS_READ,
+    responses: { 200: { description: "Health", schema: HEALTH } },
     handler: health,
   },
   {
@@ -101,6 +103,7 @@ export const opsStatusRoutes: Route[] = [
     path: "/api/v1/ops/services",
     summary: "Running instances with their heartbeats",
     ...OPS_READ,
+    responses: { 200: { description: "Instances", schema: SERVICES } },
     handler: services,
   },
   {
@@ -109,6 +112,7 @@ export const opsStatusRoutes: Route[] = [
     summary: "Recent 5xx answers and failed jobs, newest first",
     ...OPS_READ,
     query: PAGE_QUERY,
+    responses: { 200: { description: "A page of errors", schema: page(ERROR_ENTRY) } },
     handler: errors,
   },
   {
@@ -116,6 +120,7 @@ export const opsStatusRoutes: Route[] = [
     path: "/api/v1/ops/freshness",
     summary: "Age of each dataset against its staleness threshold",
     ...OPS_READ,
+    responses: { 200: { description: "Freshness of each dataset", schema: FRESHNESS } },
     handler: freshness,
   },
 ];

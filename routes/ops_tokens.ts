@@ -14,6 +14,7 @@ import {
 } from "../db/ops_tokens.ts";
 import type { Queryable } from "../db/client.ts";
 import type { Ctx, Route } from "./context.ts";
+import { NEW_OPS_TOKEN, OPS_TOKEN, page } from "./schemas.ts";
 
 function shownToken(t: OpsTokenRow) {
   return {
@@ -159,6 +160,7 @@ export const opsTokenRoutes: Route[] = [
     path: "/api/v1/ops/tokens",
     summary: "List ops tokens",
     query: PAGE_QUERY,
+    responses: { 200: { description: "A page of ops tokens", schema: page(OPS_TOKEN) } },
     handler: listTokens,
   },
   {
@@ -188,6 +190,9 @@ export const opsTokenRoutes: Route[] = [
       additionalProperties: false,
     },
     precheck: mayCreate,
+    responses: {
+      201: { description: "The new token; token is shown only here", schema: NEW_OPS_TOKEN },
+    },
     handler: createToken,
   },
   {
@@ -196,6 +201,7 @@ export const opsTokenRoutes: Route[] = [
     path: "/api/v1/ops/tokens/:id",
     summary: "Revoke an ops token",
     precheck: mayRevoke,
+    responses: { 204: { description: "Revoked" } },
     handler: deleteToken,
   },
 ];

@@ -71,6 +71,15 @@ Deno.test(
           const query = (op.parameters ?? []).filter((p) => p.in === "query");
           assert.deepEqual(query.map((p) => p.name), (route.query ?? []).map((q) => q.name));
           assert.deepEqual(op.requestBody?.content["application/json"].schema, route.body);
+          // Success answers: every route documents its own (each test server checks 2xx
+          // answers against them: tests/support/server.ts).
+          assert.ok(route.responses, `${route.method} ${route.path} documents no success answer`);
+          for (const [status, { schema }] of Object.entries(route.responses)) {
+            const documented = op.responses[status] as {
+              content?: Record<string, { schema: unknown }>;
+            };
+            assert.deepEqual(documented.content?.["application/json"].schema, schema);
+          }
           if (route.auth.length) {
             assert.ok(op.responses["401"] && op.responses["403"], `${path} lacks 401/403`);
           }

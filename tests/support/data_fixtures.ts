@@ -38,12 +38,24 @@ export async function insertPickRow(
   return id;
 }
 
+/** A market's tally as the pipeline stores it (lib/scoring.ts). */
+export const POINTS_TALLY = {
+  picks: 4,
+  wins: 2,
+  losses: 1,
+  pushes: 1,
+  voids: 0,
+  units: 0.8182,
+  roi: 0.2727,
+};
+
 /** Inserts a scored day. */
 export async function insertScoreRow(q: Queryable, date: string): Promise<void> {
+  const t = POINTS_TALLY;
   await q.query(
     `insert into scores (game_date, wins, losses, pushes, voids, units, roi, by_market, computed_at)
-     values ($1::date, 2, 1, 1, 0, 0.8182, 0.2727, $2::text::jsonb, '2026-03-02T08:00:00Z')`,
-    [date, JSON.stringify({ points: { wins: 2, losses: 1, pushes: 1, voids: 0, units: 0.8182 } })],
+     values ($1::date, $2, $3, $4, $5, $6, $7, $8::text::jsonb, '2026-03-02T08:00:00Z')`,
+    [date, t.wins, t.losses, t.pushes, t.voids, t.units, t.roi, JSON.stringify({ points: t })],
   );
 }
 

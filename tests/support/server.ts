@@ -5,6 +5,9 @@ import { buildApp, type Running } from "../../server.ts";
 import type { Db } from "../../db/client.ts";
 import type { Route } from "../../routes/context.ts";
 import type { PasswordHasher } from "../../lib/password.ts";
+import { createRouter, type Router } from "../../lib/router.ts";
+import { schemaErrors } from "../../lib/json_schema.ts";
+import { ROUTES } from "../../routes/mod.ts";
 
 /** A running test server. */
 export interface TestServer {
@@ -30,10 +33,15 @@ export async function startTestServer(
   const rawLogs: string[] = [];
   const log = createLogger(config.logLevel, (line) => rawLogs.push(line));
   const running = await buildApp(config, db, log, now, routes, passwords);
-  const server = Deno.serve(
-    { port: 0, hostname: "127.0.0.1", onListen: () => {} },
-    running.app.fetch,
-  );
+  // Every 2xx answer is checked against its route's documented responses (openapi.json).
+  const router = createRouter(routes ?? ROUTES);
+  const checks: Promise<string[]>[] = [];
+  const serve = async (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+    const res = await running.app.fetch(req, info);
+    if (res.ok) checks.push(undocumented(router, req, res.clone()));
+    return res;
+  };
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen: () => {} }, serve);
   const base = `http://127.0.0.1:${server.addr.port}`;
   return {
     url: (path) => base + path,
@@ -45,6 +53,22 @@ export async function startTestServer(
     async stop() {
       await server.shutdown();
       await running.close();
+      const problems = (await Promise.all(checks)).flat();
+      if (problems.length) {
+        throw new Error(`answers that openapi.json does not describe:\n${problems.join("\n")}`);
+      }
     },
   };
+}
+
+/** How a 2xx answer departs from its route's documented `responses` (none when it fits). */
+async function undocumented(router: Router<Route>, req: Request, res: Response): Promise<string[]> {
+  const text = await res.text();
+  const match = router.match(req.method === "HEAD" ? "GET" : req.method, new URL(req.url).pathname);
+  if (match.kind !== "found" || !match.route.responses) return [];
+  const where = `${req.method} ${new URL(req.url).pathname} → ${res.status}`;
+  const documented = match.route.responses[res.status];
+  if (!documented) return [`${where}: status not documented`];
+  if (!documented.schema || req.method === "HEAD" || text === "") return [];
+  return schemaErrors(documented.schema, JSON.parse(text)).map((e) => `${where}: ${e}`);
 }
