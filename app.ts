@@ -122,6 +122,12 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     if (apiErr.status === 401) {
       const invalid = apiErr.code === "invalid-token" ? ', error="invalid_token"' : "";
       parts.headers.push(["www-authenticate", `Bearer realm="proplab"${invalid}`]);
+    } else if (apiErr.code === "forbidden" && ctx.principal && ctx.principal.kind !== "apiKey") {
+      // A Bearer credential that holds too little (RFC 6750 §3.1).
+      parts.headers.push([
+        "www-authenticate",
+        'Bearer realm="proplab", error="insufficient_scope"',
+      ]);
     }
     return reply(ctx, parts);
   }

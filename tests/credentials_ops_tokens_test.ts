@@ -77,20 +77,21 @@ Deno.test({ ...DB_TEST, name: "POST /api/v1/ops/tokens answers each status" }, a
       const body = await assertProblem(up, 403, "forbidden");
       assert.match(String(body.detail), /ops:config/);
     });
-    await t.step("403 for a token without ops:tokens and for a sharp JWT", async () => {
-      const reader = await createOpsToken(tdb.db, ["ops:read"]);
-      await assertProblem(
-        await create(s, reader, { name: "x", scopes: ["ops:read"] }),
-        403,
-        "forbidden",
-      );
-      const sharp = await accessTokenFor(s, await createUser(tdb.db, { tier: "sharp" }));
-      await assertProblem(
-        await create(s, sharp, { name: "x", scopes: ["ops:read"] }),
-        403,
-        "forbidden",
-      );
-    });
+    await t.step(
+      "403 insufficient_scope for a token without ops:tokens and a sharp JWT",
+      async () => {
+        const reader = await createOpsToken(tdb.db, ["ops:read"]);
+        const sharp = await accessTokenFor(s, await createUser(tdb.db, { tier: "sharp" }));
+        for (const bearer of [reader, sharp]) {
+          const res = await create(s, bearer, { name: "x", scopes: ["ops:read"] });
+          assert.equal(
+            res.headers.get("www-authenticate"),
+            'Bearer realm="proplab", error="insufficient_scope"',
+          );
+          await assertProblem(res, 403, "forbidden");
+        }
+      },
+    );
     assert.ok(!s.rawLogs.some((l) => l.includes(token)), "the raw token never reaches the log");
   });
 });
@@ -144,6 +145,7 @@ Deno.test({
     });
     await assertProblem(onData, 403, "forbidden");
     const onOps = await fetch(s.url("/api/v1/ops/probe"), { headers: { "x-api-key": key } });
+    assert.equal(onOps.headers.get("www-authenticate"), null, "an API key is not a Bearer token");
     await assertProblem(onOps, 403, "forbidden");
     const onMe = await fetch(s.url("/api/v1/me"), { headers: { authorization: `Bearer ${ops}` } });
     await assertProblem(onMe, 403, "forbidden");
