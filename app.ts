@@ -3,7 +3,13 @@
  * handler, with one mapping of errors to problem+json.
  */
 import { ApiError, internalError, problemParts, problemResponse } from "./lib/problem.ts";
-import { checkHeaderSize, clientIpFrom, requestIdFrom, withBodyDeadline } from "./lib/http.ts";
+import {
+  checkHeaderSize,
+  clientIpFrom,
+  refuseRepeated,
+  requestIdFrom,
+  withBodyDeadline,
+} from "./lib/http.ts";
 import { authorize, StalePrincipal } from "./lib/policy.ts";
 import { createRouter } from "./lib/router.ts";
 import { corsHeaders, isPreflight, preflightResponse } from "./lib/cors.ts";
@@ -58,6 +64,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
       if (route.limit && deps.rateLimit) await limit(ctx, route);
       // Whatever ran before, a handler never sees a principal nobody has checked.
       if (ctx.principal?.speculative) await admit(ctx, route, true);
+      if (route.query && ctx.url.search) refuseRepeated(ctx.url.searchParams, route.query);
       return await route.handler(ctx);
     };
     if (route.idempotent && deps.idempotency) return await deps.idempotency(ctx, route, next);

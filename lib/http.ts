@@ -222,6 +222,21 @@ export async function readJson(req: Request, limit = DEFAULT_BODY_LIMIT): Promis
   return value;
 }
 
+/**
+ * 422 when a query parameter of `documented` is given more than once: which one was meant
+ * is a guess, and a silent guess hides the client's bug. Others are left alone.
+ */
+export function refuseRepeated(params: URLSearchParams, documented: readonly { name: string }[]) {
+  const repeated = documented.filter(({ name }) => params.getAll(name).length > 1);
+  if (repeated.length === 0) return;
+  throw new ApiError("validation-failed", "A query parameter is given more than once", {
+    errors: repeated.map(({ name }) => ({
+      pointer: `/${name}`,
+      detail: "is given more than once",
+    })),
+  });
+}
+
 /** Parses a Cookie header into a map; later duplicates do not override the first. */
 export function parseCookies(header: string | null): Map<string, string> {
   const out = new Map<string, string>();

@@ -36,14 +36,15 @@ async function call(
   s: TestServer,
   jwt: string,
   route: Route,
-  opts: { query?: Record<string, string>; body?: unknown },
+  opts: { query?: Record<string, string> | [string, string][]; body?: unknown },
 ): Promise<Problem> {
   const path = route.path.replace(
     /:(\w+)/g,
     (_, n: string) => PATH_VALUES[n] ?? crypto.randomUUID(),
   );
   const url = new URL(s.url(path));
-  for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
+  const query = Array.isArray(opts.query) ? opts.query : Object.entries(opts.query ?? {});
+  for (const [k, v] of query) url.searchParams.append(k, v);
   const res = await fetch(url, {
     method: route.method,
     headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" },
@@ -82,6 +83,13 @@ Deno.test({
         const where = `GET ${route.path}?${name}=${BAD[name]} → ${p.status}`;
         const refused = name === "cursor" ? p.status === 400 : points(p, name);
         assert.equal(refused, documented.has(name), where);
+      }
+      // A documented parameter given twice is refused rather than one of them guessed.
+      for (const name of documented.keys()) {
+        const value = GOOD[name] ?? "1";
+        const twice = [...Object.entries(required), [name, value], [name, value]];
+        const p = await call(s, jwt, route, { query: twice as [string, string][] });
+        assert.ok(points(p, name), `GET ${route.path}?${name}&${name} → ${p.status}`);
       }
     }
   });
