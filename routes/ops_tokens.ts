@@ -70,13 +70,10 @@ async function ownExpiry(q: Queryable, p: Principal): Promise<Date | null> {
 }
 
 /** No escalation: a token may grant or revoke only scopes it holds (an admin JWT holds all). */
-function refuseUnheld(p: Principal, scopes: readonly unknown[], verb: "grant" | "revoke") {
+function refuseUnheld(p: Principal, scopes: readonly unknown[], what: string) {
   const missing = scopes.filter((s) => !(p.scopes as readonly unknown[]).includes(s));
   if (missing.length) {
-    throw new ApiError(
-      "forbidden",
-      `You cannot ${verb} scopes you do not hold: ${missing.join(", ")}`,
-    );
+    throw new ApiError("forbidden", `You cannot ${what} you do not hold: ${missing.join(", ")}`);
   }
 }
 
@@ -94,7 +91,7 @@ async function mayCreate(ctx: Ctx): Promise<void> {
   const known = Array.isArray(body.scopes)
     ? body.scopes.filter((x) => (SCOPES as readonly unknown[]).includes(x))
     : [];
-  refuseUnheld(p, known, "grant");
+  refuseUnheld(p, known, "grant scopes");
   const own = await ownExpiry(ctx.db, p);
   const asked = typeof body.expiresAt === "string" ? Date.parse(body.expiresAt) : NaN;
   if (own && asked > own.getTime()) {
@@ -108,7 +105,7 @@ async function mayCreate(ctx: Ctx): Promise<void> {
 /** Policy of a revocation, before the rate limit: only tokens whose scopes the caller holds. */
 async function mayRevoke(ctx: Ctx): Promise<void> {
   const target = await findOpsToken(ctx.db, uuidParam(ctx.params, "id", "ops token"));
-  if (target) refuseUnheld(ctx.principal!, target.scopes, "revoke");
+  if (target) refuseUnheld(ctx.principal!, target.scopes, "revoke a token with scopes");
 }
 
 async function createToken(ctx: Ctx): Promise<Response> {
