@@ -3,6 +3,8 @@ import { ConfigError, loadConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
 import { migrateDatabase, openDatabase, serve } from "./server.ts";
+import { isUnavailable } from "./db/client.ts";
+import { DataDirInUse } from "./db/data_dir.ts";
 import {
   type AdminCommand,
   createAdminCommand,
@@ -111,6 +113,36 @@ async function runAdminCommand(rest: string[], command: AdminCommand): Promise<n
   }
 }
 
+/**
+ * What to tell an operator about a failure that ends the process: one line naming the cause
+ * and what to check. (The driver's "unavailable" rejections are absorbed while serving, so
+ * an unreachable database at start would otherwise end the process quietly with code 0.)
+ */
+export function fatalMessage(err: unknown, config: { port: number; hostname: string } | null) {
+  if (err instanceof Deno.errors.AddrInUse && config) {
+    return `cannot listen on ${config.hostname}:${config.port}: the address is in use (set PORT)`;
+  }
+  if (isUnavailable(err)) {
+    return `cannot reach the database: ${(err as Error).message} ` +
+      "(check DATABASE_URL and that PostgreSQL is running)";
+  }
+  if (err instanceof DataDirInUse) return err.message;
+  const e = err as { name?: string; message?: string; code?: string };
+  const code = typeof e?.code === "string" ? ` [${e.code}]` : "";
+  return `${e?.name ?? "Error"}${code}: ${e?.message ?? String(err)}`;
+}
+
 if (import.meta.main) {
-  Deno.exit(await runCli(Deno.args));
+  let code: number;
+  try {
+    code = await runCli(Deno.args);
+  } catch (err) {
+    let config = null;
+    try {
+      config = loadConfig(Deno.env.toObject());
+    } catch { /* reported already */ }
+    console.error(`proplab: ${fatalMessage(err, config)}`);
+    code = 1;
+  }
+  Deno.exit(code);
 }

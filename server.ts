@@ -34,7 +34,6 @@ export async function openDatabase(config: Config, log: Logger): Promise<Db> {
   if (Deno.env.get("DENO_DEPLOYMENT_ID")) {
     throw new Error("DATABASE_URL is required on Deno Deploy (there is no data dir to write)");
   }
-  await Deno.mkdir(config.dataDir, { recursive: true });
   return await openPglite(config.dataDir);
 }
 
@@ -151,6 +150,8 @@ async function recordRequestError(deps: Deps, ctx: Ctx, status: number): Promise
 /** Runs the HTTP server until SIGTERM/SIGINT, then drains and closes the database. */
 export async function serve(config: Config, log: Logger): Promise<void> {
   const started = performance.now();
+  // Fail before the slow part (a first start's initdb) when the port is taken.
+  Deno.listen({ port: config.port, hostname: config.hostname }).close();
   absorbBackgroundDisconnects((msg, err) => log.debug(msg, errorFields(err)));
   const db = await openDatabase(config, log);
   await migrateDatabase(db, log);

@@ -2,6 +2,7 @@
 import postgres from "postgres";
 import { PGlite } from "@electric-sql/pglite";
 import { initialiseInWorker, isInitialised, PGLITE_OPTIONS } from "./pglite_init.ts";
+import { holdDataDir } from "./data_dir.ts";
 
 /** A row as the drivers return it. */
 export type Row = Record<string, unknown>;
@@ -210,10 +211,17 @@ async function runOnLiveConnection<T>(
  * created first in a worker of its own (db/pglite_init.ts), so initdb's memory goes with it.
  */
 export async function openPglite(dataDir: string | null): Promise<Db> {
-  if (dataDir !== null && !(await isInitialised(dataDir))) await initialiseInWorker(dataDir);
-  const pg = dataDir === null
-    ? await PGlite.create(PGLITE_OPTIONS)
-    : await PGlite.create(dataDir, PGLITE_OPTIONS);
+  const release = dataDir === null ? () => {} : await holdDataDir(dataDir);
+  let pg: PGlite;
+  try {
+    if (dataDir !== null && !(await isInitialised(dataDir))) await initialiseInWorker(dataDir);
+    pg = dataDir === null
+      ? await PGlite.create(PGLITE_OPTIONS)
+      : await PGlite.create(dataDir, PGLITE_OPTIONS);
+  } catch (err) {
+    release();
+    throw err;
+  }
   const wrap = (q: Pick<PGlite, "query" | "exec">): Queryable => ({
     async query<T>(text: string, params: readonly unknown[] = []) {
       const res = await q.query<T>(text, params as unknown[]);
@@ -234,6 +242,7 @@ export async function openPglite(dataDir: string | null): Promise<Db> {
     },
     async close() {
       if (!pg.closed) await pg.close();
+      release();
     },
   };
 }

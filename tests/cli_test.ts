@@ -40,3 +40,26 @@ Deno.test("bad configuration exits 1 with one line naming the variable", async (
     assert.match(lines[0], new RegExp(`configuration error: ${name} `));
   }
 });
+
+Deno.test("startup failures exit 1 with one line saying what to check", async () => {
+  const down = await cli(["serve"], { DATABASE_URL: "postgres://nobody:pw@127.0.0.1:1/x" });
+  assert.equal(down.code, 1, "an unreachable database is not a clean exit");
+  assert.match(down.stderr, /^proplab: cannot reach the database: .*check DATABASE_URL/m);
+  assert.ok(!down.stderr.includes("pw@"), "the URL's password is not echoed");
+
+  const taken = Deno.listen({ port: 0, hostname: "127.0.0.1" });
+  try {
+    const port = String((taken.addr as Deno.NetAddr).port);
+    const dir = await Deno.makeTempDir({ prefix: "proplab-cli-" });
+    const busy = await cli(["serve"], { PORT: port, HOST: "127.0.0.1", DATA_DIR: dir });
+    assert.equal(busy.code, 1);
+    assert.equal(
+      busy.stderr.trim(),
+      `proplab: cannot listen on 127.0.0.1:${port}: the address is in use (set PORT)`,
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "it failed before creating the database");
+    await Deno.remove(dir, { recursive: true });
+  } finally {
+    taken.close();
+  }
+});
