@@ -1,6 +1,8 @@
 /** The admin commands of the CLI: create-admin, create-ops-token, rotate-signing-key. */
 import type { Config } from "./lib/config.ts";
-import { createPasswordHasher } from "./lib/password.ts";
+import { createPasswordHasher, newPasswordProblem } from "./lib/password.ts";
+import { isEmail, isRfc3339 } from "./lib/fields.ts";
+import { createHiddenLine } from "./lib/hidden_line.ts";
 import { type Scope, SCOPES } from "./lib/policy.ts";
 import type { Db } from "./db/client.ts";
 import { insertUser } from "./db/users.ts";
@@ -33,23 +35,38 @@ export function parseFlags(args: string[], allowed: string[]): Map<string, strin
   return out;
 }
 
-async function readPassword(): Promise<string> {
-  if (Deno.stdin.isTerminal()) {
-    // Prompt without echo.
-    await Deno.stderr.write(new TextEncoder().encode("Password: "));
-    Deno.stdin.setRaw(true);
-    const buf = new Uint8Array(1);
-    let out = "";
-    try {
-      while ((await Deno.stdin.read(buf)) === 1 && buf[0] !== 13 && buf[0] !== 10) {
-        if (buf[0] === 3) throw new Error("interrupted");
-        out += String.fromCharCode(buf[0]);
-      }
-    } finally {
-      Deno.stdin.setRaw(false);
-      await Deno.stderr.write(new TextEncoder().encode("\n"));
+/** Ctrl-C at a prompt: main prints one line and exits 130. */
+export class Interrupted extends Error {
+  override name = "Interrupted";
+}
+
+/** One line typed at `prompt` without echo (lib/hidden_line.ts edits it). */
+async function promptHidden(prompt: string): Promise<string> {
+  await Deno.stderr.write(new TextEncoder().encode(prompt));
+  Deno.stdin.setRaw(true);
+  const feed = createHiddenLine();
+  const buf = new Uint8Array(256);
+  try {
+    for (;;) {
+      const n = await Deno.stdin.read(buf);
+      const typed = n === null ? { kind: "interrupted" as const } : feed(buf.subarray(0, n));
+      if (typed.kind === "line") return typed.text;
+      if (typed.kind === "interrupted") throw new Interrupted("interrupted");
     }
-    return out;
+  } finally {
+    Deno.stdin.setRaw(false);
+    await Deno.stderr.write(new TextEncoder().encode("\n"));
+  }
+}
+
+/**
+ * The new password: typed twice at a terminal (nothing shows; null when the two differ),
+ * else all of stdin.
+ */
+async function readPassword(): Promise<string | null> {
+  if (Deno.stdin.isTerminal()) {
+    const first = await promptHidden("Password: ");
+    return first === await promptHidden("Repeat it: ") ? first : null;
   }
   const text = await new Response(Deno.stdin.readable).text();
   return text.replace(/\r?\n$/, "");
@@ -69,10 +86,15 @@ export const createAdminCommand: AdminCommand = async (args, _config, openDb) =>
   const flags = parseFlags(args, ["email"]);
   const email = flags.get("email");
   if (!email) throw new UsageError("create-admin needs --email");
-  if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw new UsageError(`"${email}" is not an email`);
+  if (!isEmail(email)) throw new UsageError(`"${email}" is not an email address`);
   const password = await readPassword();
-  if ([...password].length < 10) {
-    console.error("proplab: the password must be at least 10 characters");
+  if (password === null) {
+    console.error("proplab: the two passwords differ; nothing was created");
+    return 1;
+  }
+  const problem = newPasswordProblem(password);
+  if (problem) {
+    console.error(`proplab: the password ${problem}`);
     return 1;
   }
   const passwordHash = await createPasswordHasher().hash(password);
@@ -99,12 +121,18 @@ export const createOpsTokenCommand: AdminCommand = async (args, _config, openDb)
   const name = flags.get("name")?.trim();
   const scopes = (flags.get("scopes") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   if (!name || !scopes.length) throw new UsageError("create-ops-token needs --name and --scopes");
+  // The API's rules (routes/ops_tokens.ts), so a token made here could have been made there.
+  if (name.length > 100) throw new UsageError("--name must be at most 100 characters");
   const unknown = scopes.filter((s) => !(SCOPES as readonly string[]).includes(s));
-  if (unknown.length) throw new UsageError(`unknown scope ${unknown.join(", ")}`);
+  if (unknown.length) {
+    throw new UsageError(`unknown scope ${unknown.join(", ")} (known: ${SCOPES.join(", ")})`);
+  }
   const rawExpiry = flags.get("expires-at");
-  const expiresAt = rawExpiry === undefined ? null : new Date(rawExpiry);
-  if (expiresAt && (Number.isNaN(expiresAt.getTime()) || expiresAt.getTime() <= Date.now())) {
-    throw new UsageError("--expires-at must be a future RFC 3339 date-time");
+  const expiresAt = rawExpiry === undefined ? null : new Date(Date.parse(rawExpiry));
+  if (rawExpiry !== undefined && (!isRfc3339(rawExpiry) || expiresAt!.getTime() <= Date.now())) {
+    throw new UsageError(
+      "--expires-at must be a future RFC 3339 date-time with a zone, such as 2027-01-01T00:00:00Z",
+    );
   }
   return await withDb(openDb, async (db) => {
     const created = await createOpsToken(db, {
@@ -114,7 +142,10 @@ export const createOpsTokenCommand: AdminCommand = async (args, _config, openDb)
       createdBy: "cli",
       at: new Date(),
     });
-    console.error(`created ops token ${created.id} (${created.prefix}…) with ${scopes.join(",")}`);
+    const until = expiresAt ? `until ${expiresAt.toISOString()}` : "that never expires";
+    console.error(
+      `created ops token ${created.id} (${created.prefix}…) with ${scopes.join(",")}, ${until}`,
+    );
     console.log(created.token);
     return 0;
   });

@@ -9,6 +9,7 @@ import {
   type AdminCommand,
   createAdminCommand,
   createOpsTokenCommand,
+  Interrupted,
   rotateSigningKeyCommand,
   UsageError,
 } from "./cli_admin.ts";
@@ -31,13 +32,15 @@ Options:
   -h, --help     show this help
   -V, --version  print the version
 
-Environment: PORT, DATABASE_URL, DATA_DIR, JWT_SECRET, ERRORS_BASE, ADMIN_EMAIL,
-ADMIN_PASSWORD, LOG_LEVEL, TRUST_PROXY, CORS_ORIGINS, INGEST_DIR (see README.md).`;
+Environment: PORT, HOST, DATABASE_URL, DATA_DIR, JWT_SECRET, ERRORS_BASE, ADMIN_EMAIL,
+ADMIN_PASSWORD, LOG_LEVEL, TRUST_PROXY, CORS_ORIGINS, INGEST_DIR, WORKER (on|off),
+SHUTDOWN_GRACE_MS, BODY_TIMEOUT_MS (see README.md).`;
 
 /** Runs one CLI invocation and returns its exit code. */
 export async function runCli(args: string[]): Promise<number> {
   const [command = "serve", ...rest] = args;
-  if (command === "-h" || command === "--help" || command === "help") {
+  const help = ["-h", "--help"];
+  if (help.includes(command) || command === "help" || rest.some((a) => help.includes(a))) {
     console.log(USAGE);
     return 0;
   }
@@ -109,6 +112,10 @@ async function runAdminCommand(rest: string[], command: AdminCommand): Promise<n
     });
   } catch (err) {
     if (err instanceof UsageError) return usageError(err.message);
+    if (err instanceof Interrupted) {
+      console.error("proplab: interrupted");
+      return 130;
+    }
     throw err;
   }
 }

@@ -1,4 +1,6 @@
 /** Configuration from the environment, validated once at startup. */
+import { isEmail } from "./fields.ts";
+import { newPasswordProblem } from "./password.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -86,25 +88,81 @@ function adminVars(env: Env): { adminEmail: string | null; adminPassword: string
   if ((adminEmail === null) !== (adminPassword === null)) {
     throw new ConfigError("ADMIN_EMAIL and ADMIN_PASSWORD must be set together");
   }
+  if (adminEmail !== null && !isEmail(adminEmail)) {
+    throw new ConfigError("ADMIN_EMAIL is not an email address");
+  }
+  const problem = adminPassword === null ? null : newPasswordProblem(adminPassword);
+  if (problem) throw new ConfigError(`ADMIN_PASSWORD ${problem}`);
   return { adminEmail, adminPassword };
 }
 
-/** Reads and validates the configuration; throws ConfigError naming the bad variable. */
+const SWITCH: Record<string, boolean> = {
+  on: true,
+  true: true,
+  yes: true,
+  "1": true,
+  off: false,
+  false: false,
+  no: false,
+  "0": false,
+};
+
+function switchVar(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const on = SWITCH[raw.toLowerCase()];
+  if (on === undefined) throw new ConfigError(`${name} must be on or off, got "${raw}"`);
+  return on;
+}
+
+function corsVar(env: Env): string[] {
+  const origins = (env.CORS_ORIGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  for (const o of origins) {
+    let ok = o === "*";
+    try {
+      const u = new URL(o);
+      ok ||= (u.protocol === "https:" || u.protocol === "http:") && u.origin === o;
+    } catch { /* not a URL */ }
+    if (!ok) {
+      throw new ConfigError(
+        `CORS_ORIGINS must list origins such as https://app.example.com (or *), got "${o}"`,
+      );
+    }
+  }
+  return origins;
+}
+
+/**
+ * Reads and validates the configuration; throws one ConfigError naming every bad variable
+ * ("; " between them), so an operator fixes them in one go.
+ */
 export function loadConfig(env: Env): Config {
-  return {
-    port: intVar(env, "PORT", 8000, 0, 65535),
-    hostname: env.HOST || "0.0.0.0",
-    databaseUrl: databaseUrlVar(env),
-    dataDir: env.DATA_DIR || "./data",
-    jwtSecret: jwtSecretVar(env),
-    errorsBase: baseUrlVar(env),
-    ...adminVars(env),
-    logLevel: logLevelVar(env),
-    trustProxy: intVar(env, "TRUST_PROXY", 0, 0, 10),
-    corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((s) => s.trim()).filter(Boolean),
-    ingestDir: env.INGEST_DIR || "./ingest",
-    shutdownGraceMs: intVar(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
-    workerEnabled: (env.WORKER ?? "on") !== "off",
-    bodyTimeoutMs: intVar(env, "BODY_TIMEOUT_MS", 30_000, 100, 600_000),
+  const problems: string[] = [];
+  const read = <T>(f: () => T, fallback: T): T => {
+    try {
+      return f();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(err.message);
+      return fallback;
+    }
   };
+  const config: Config = {
+    port: read(() => intVar(env, "PORT", 8000, 0, 65535), 0),
+    hostname: env.HOST || "0.0.0.0",
+    databaseUrl: read(() => databaseUrlVar(env), null),
+    dataDir: env.DATA_DIR || "./data",
+    jwtSecret: read(() => jwtSecretVar(env), null),
+    errorsBase: read(() => baseUrlVar(env), ""),
+    ...read(() => adminVars(env), { adminEmail: null, adminPassword: null }),
+    logLevel: read(() => logLevelVar(env), "info"),
+    trustProxy: read(() => intVar(env, "TRUST_PROXY", 0, 0, 10), 0),
+    corsOrigins: read(() => corsVar(env), []),
+    ingestDir: env.INGEST_DIR || "./ingest",
+    shutdownGraceMs: read(() => intVar(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000), 0),
+    workerEnabled: read(() => switchVar(env, "WORKER", true), false),
+    bodyTimeoutMs: read(() => intVar(env, "BODY_TIMEOUT_MS", 30_000, 100, 600_000), 0),
+  };
+  if (problems.length) throw new ConfigError(problems.join("; "));
+  return config;
 }

@@ -3,9 +3,16 @@ import { ApiError, type FieldError } from "./problem.ts";
 import { escapePointer } from "./http.ts";
 
 const EMAIL_RE = /^[^\s@]{1,64}@[^\s@.]+(\.[^\s@.]+)+$/;
+
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // RFC 3339 date-time with a zone (Z or ±hh:mm), as the seed's `expiresAt` example.
 const RFC3339_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
+
+/** True for an RFC 3339 date-time with a zone, as the API takes `expiresAt`. */
+export const isRfc3339 = (s: string) => RFC3339_RE.test(s) && !Number.isNaN(Date.parse(s));
+
+/** True for an email address as signup takes it (3–254 characters). */
+export const isEmail = (s: string) => s.length >= 3 && s.length <= 254 && EMAIL_RE.test(s);
 
 /** Collects field errors; `done()` throws one 422 when there are any. */
 export class Fields {

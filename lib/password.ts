@@ -17,6 +17,18 @@ export interface ScryptParams {
 /** OWASP's scrypt recommendation (N=2^17, r=8, p=1). */
 export const DEFAULT_SCRYPT: ScryptParams = { ln: 17, r: 8, p: 1 };
 
+/** A new password's length, in characters (signup, create-admin, ADMIN_PASSWORD alike). */
+export const PASSWORD_MIN = 10;
+/** The longest password accepted anywhere, login included. */
+export const PASSWORD_MAX = 1024;
+
+/** What is wrong with `password` as a new password ("must be …"); null when nothing. */
+export function newPasswordProblem(password: string): string | null {
+  if ([...password].length < PASSWORD_MIN) return `must be at least ${PASSWORD_MIN} characters`;
+  if (password.length > PASSWORD_MAX) return `must be at most ${PASSWORD_MAX} characters`;
+  return null;
+}
+
 const KEY_LENGTH = 32;
 const SALT_LENGTH = 16;
 const FORMAT_RE =

@@ -23,6 +23,7 @@ import {
 import type { Identity } from "./authenticate.ts";
 import type { Ctx, Deps, Route } from "./context.ts";
 import { SIGNED_UP, TOKENS } from "./schemas.ts";
+import { newPasswordProblem, PASSWORD_MAX, PASSWORD_MIN } from "../lib/password.ts";
 
 /** The refresh cookie's name and path (it is sent to /api/v1/auth/* only). */
 export const REFRESH_COOKIE = "refreshToken";
@@ -31,8 +32,8 @@ const COOKIE_PATH = "/api/v1/auth";
 export const REFRESH_TTL_S = 30 * 24 * 60 * 60;
 /** How long after a rotation the retired token still yields a token instead of a logout. */
 export const REFRESH_GRACE_MS = 10_000;
-const MIN_PASSWORD = 10;
-const MAX_PASSWORD = 1024;
+const MIN_PASSWORD = PASSWORD_MIN;
+const MAX_PASSWORD = PASSWORD_MAX;
 
 /** The identity service, or a 500 when the server was wired without one. */
 export function identityOf(deps: Deps): Identity {
@@ -90,11 +91,10 @@ async function signup(ctx: Ctx): Promise<Response> {
   const f = objectBody(await readJson(ctx.req), ["email", "password"]);
   const email = f.email("email");
   const password = f.body.password;
-  if (typeof password !== "string" || [...password].length < MIN_PASSWORD) {
-    f.fail("/password", `password must be a string of at least ${MIN_PASSWORD} characters`);
-  } else if (password.length > MAX_PASSWORD) {
-    f.fail("/password", `password must be at most ${MAX_PASSWORD} characters`);
-  }
+  const problem = typeof password === "string"
+    ? newPasswordProblem(password)
+    : `must be a string of at least ${MIN_PASSWORD} characters`;
+  if (problem) f.fail("/password", `password ${problem}`);
   f.done();
   const passwordHash = await identityOf(ctx.deps).passwords.hash(password as string);
   const user = await insertUser(ctx.db, {

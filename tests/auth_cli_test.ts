@@ -43,6 +43,31 @@ Deno.test("admin CLI commands: bad flags print usage and exit 2", async () => {
   }
 });
 
+Deno.test("create-ops-token takes what the API takes, and each command has --help", async () => {
+  const token = (...extra: string[]) =>
+    cli(["create-ops-token", "--name", "n", "--scopes", "ops:read", ...extra], {
+      DATABASE_URL: "",
+    });
+  for (const expiry of ["2030", "Jan 1 2030", "2030-01-01T00:00:00", "2020-01-01T00:00:00Z"]) {
+    const r = await token("--expires-at", expiry);
+    assert.equal(r.code, 2, expiry);
+    assert.match(r.stderr, /--expires-at must be a future RFC 3339 date-time with a zone/);
+  }
+  const long = await cli(["create-ops-token", "--name", "x".repeat(101), "--scopes", "ops:read"], {
+    DATABASE_URL: "",
+  });
+  assert.match(long.stderr, /--name must be at most 100 characters/);
+  const unknown = await cli(["create-ops-token", "--name", "n", "--scopes", "ops:admin"], {
+    DATABASE_URL: "",
+  });
+  assert.match(unknown.stderr, /unknown scope ops:admin \(known: ops:read, ops:commands/);
+  for (const command of ["serve", "migrate", "create-admin", "create-ops-token"]) {
+    const r = await cli([command, "--help"], { DATABASE_URL: "" });
+    assert.equal(r.code, 0, command);
+    assert.match(r.stdout, /Usage: proplab/);
+  }
+});
+
 Deno.test("`proplab create-admin`, `create-ops-token` and `rotate-signing-key` work on a fresh install", async () => {
   const { env, cleanup } = await cliEnv();
   try {
