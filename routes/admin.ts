@@ -12,7 +12,15 @@ import { page, USER } from "./schemas.ts";
 /** Creates the ADMIN_EMAIL admin when the database has no user yet; returns whether it did. */
 export async function bootstrapAdmin(deps: Deps): Promise<boolean> {
   const { adminEmail, adminPassword } = deps.config;
-  if (!adminEmail || !adminPassword || !(await isUsersEmpty(deps.db))) return false;
+  const empty = await isUsersEmpty(deps.db);
+  // Say what an operator would otherwise have to guess: how to get in, or why nothing happened.
+  if (empty && !adminEmail) {
+    deps.log.warn(
+      "no users yet: set ADMIN_EMAIL and ADMIN_PASSWORD, or run `proplab create-admin --email …`",
+    );
+  }
+  if (!empty && adminEmail) deps.log.info("ADMIN_EMAIL ignored: the database has users already");
+  if (!adminEmail || !adminPassword || !empty) return false;
   const passwordHash = await identityOf(deps).passwords.hash(adminPassword);
   const user = await insertUser(deps.db, {
     id: crypto.randomUUID(),

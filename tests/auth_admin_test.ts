@@ -155,6 +155,33 @@ Deno.test({
   }, env);
 });
 
+Deno.test({
+  ...DB_TEST,
+  name: "the start says how to get a first admin, and when ADMIN_EMAIL is ignored",
+}, async () => {
+  const msgs = (s: TestServer) => s.logs.map((l) => `${l.level} ${l.msg}`);
+  await withServer((s) => {
+    assert.ok(
+      msgs(s).includes(
+        "warn no users yet: set ADMIN_EMAIL and ADMIN_PASSWORD, or run `proplab create-admin --email …`",
+      ),
+    );
+    return Promise.resolve();
+  });
+  await tdb.reset();
+  await createUser(tdb.db, { tier: "sharp" });
+  const env = { ADMIN_EMAIL: "root@example.com", ADMIN_PASSWORD: "bootstrap-password-1" };
+  const s = await startTestServer(tdb.db, env);
+  try {
+    assert.ok(msgs(s).includes("info ADMIN_EMAIL ignored: the database has users already"));
+    assert.ok(!msgs(s).some((m) => m.includes("no users yet")));
+    const rows = await tdb.db.query("select 1 from users where email = 'root@example.com'");
+    assert.equal(rows.length, 0);
+  } finally {
+    await s.stop();
+  }
+});
+
 Deno.test({ ...DB_TEST, name: "rotating the signing key logs nobody out" }, async () => {
   await withServer(async (s) => {
     const user = await createUser(tdb.db, { tier: "sharp" });
