@@ -136,7 +136,8 @@ export function fatalMessage(err: unknown, config: { port: number; hostname: str
   if (err instanceof DataDirInUse) return err.message;
   const e = err as { name?: string; message?: string; code?: string };
   const code = typeof e?.code === "string" ? ` [${e.code}]` : "";
-  return `${e?.name ?? "Error"}${code}: ${e?.message ?? String(err)}`;
+  const name = e?.name && e.name !== "Error" ? e.name : "";
+  return `${name}${code}${name || code ? ": " : ""}${e?.message ?? String(err)}`;
 }
 
 if (import.meta.main) {

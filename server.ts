@@ -157,7 +157,13 @@ async function recordRequestError(deps: Deps, ctx: Ctx, status: number): Promise
 export async function serve(config: Config, log: Logger): Promise<void> {
   const started = performance.now();
   // Fail before the slow part (a first start's initdb) when the port is taken.
-  Deno.listen({ port: config.port, hostname: config.hostname }).close();
+  try {
+    Deno.listen({ port: config.port, hostname: config.hostname }).close();
+  } catch (err) {
+    if (err instanceof Deno.errors.AddrInUse) throw err;
+    const where = `${config.hostname}:${config.port}`;
+    throw new Error(`cannot listen on ${where}: ${(err as Error).message} (check HOST and PORT)`);
+  }
   absorbBackgroundDisconnects((msg, err) => log.debug(msg, errorFields(err)));
   const db = await openDatabase(config, log);
   await migrateDatabase(db, log);

@@ -58,6 +58,12 @@ Deno.test("startup failures exit 1 with one line saying what to check", async ()
       `proplab: cannot listen on 127.0.0.1:${port}: the address is in use (set PORT)`,
     );
     assert.deepEqual([...Deno.readDirSync(dir)], [], "it failed before creating the database");
+    const nowhere = await cli(["serve"], { PORT: port, HOST: "not-a-host.invalid", DATA_DIR: dir });
+    assert.equal(nowhere.code, 1);
+    assert.match(
+      nowhere.stderr,
+      /^proplab: cannot listen on not-a-host\.invalid:\d+: .*check HOST/,
+    );
     await Deno.remove(dir, { recursive: true });
   } finally {
     taken.close();
