@@ -110,6 +110,7 @@ export const createAdminCommand: AdminCommand = async (args, _config, openDb) =>
       console.error(`proplab: a user with email ${email} already exists`);
       return 1;
     }
+    console.error(`created admin ${email}`);
     console.log(user.id);
     return 0;
   });
@@ -160,6 +161,9 @@ export const rotateSigningKeyCommand: AdminCommand = async (args, config, openDb
   }
   return await withDb(openDb, async (db) => {
     const kid = await rotateSigningKey(db);
+    console.error(
+      "a new signing key is current; tokens signed before stay valid until they expire",
+    );
     console.log(kid);
     return 0;
   });

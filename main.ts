@@ -89,7 +89,8 @@ async function runMigrate(rest: string[]): Promise<number> {
   if (rest.length) return usageError(`migrate takes no arguments, got "${rest.join(" ")}"`);
   const config = configOrExit();
   if (!config) return 1;
-  const log = createLogger(config.logLevel);
+  // The human line below says what happened; the JSON log only at debug, and on stderr.
+  const log = createLogger(config.logLevel === "debug" ? "debug" : "warn", (l) => console.error(l));
   const db = await openDatabase(config, log);
   try {
     const applied = await migrateDatabase(db, log);

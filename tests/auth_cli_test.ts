@@ -78,6 +78,7 @@ Deno.test("`proplab create-admin`, `create-ops-token` and `rotate-signing-key` w
     );
     assert.equal(admin.code, 0, admin.stderr);
     assert.match(admin.stdout.trim(), /^[0-9a-f-]{36}$/);
+    assert.match(admin.stderr, /created admin ops@example\.com/);
     assert.ok(
       !admin.stdout.includes("admin-password-1") && !admin.stderr.includes("admin-password-1"),
     );
@@ -98,9 +99,11 @@ Deno.test("`proplab create-admin`, `create-ops-token` and `rotate-signing-key` w
     ], env);
     assert.equal(token.code, 0, token.stderr);
     assert.match(token.stdout, /^nplops_[0-9A-Za-z]{38}\n$/);
+    assert.match(token.stderr, /with ops:read,ops:commands, that never expires/);
     const rotated = await cli(["rotate-signing-key"], env);
     assert.equal(rotated.code, 0, rotated.stderr);
     assert.match(rotated.stdout.trim(), /^[0-9a-f-]{36}$/);
+    assert.match(rotated.stderr, /a new signing key is current/);
   } finally {
     await cleanup();
   }

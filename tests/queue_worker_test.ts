@@ -28,14 +28,25 @@ Deno.test(
       if (++calls < 3) throw new Error(`boom ${calls} with a secret detail`);
       return { calls };
     };
+    const log = memoryLogger();
     const worker = startTestWorker(db, {
       handlers: { settle: flaky },
       backoff: { baseMs: 100, maxMs: 1000 },
-    });
+    }, log);
     try {
       const job = await waitForJob(db, (await queueJob(db, "settle", PARAMS)).id);
       assert.equal(job.state, "succeeded");
       assert.equal(job.attempts, 3);
+      // Logged just after the commit that waitForJob saw (on PostgreSQL, maybe a tick later).
+      const succeededLines = () =>
+        log.lines.map((l) => JSON.parse(l)).filter((l) => l.msg === "job succeeded");
+      for (let i = 0; i < 50 && succeededLines().length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const succeeded = succeededLines();
+      assert.deepEqual(succeeded.map((l) => [l.jobId, l.type, l.attempt]), [
+        [job.id, "settle", 3],
+      ]);
       assert.deepEqual(job.result, { calls: 3 });
       const runs = await runsOf(job.id);
       assert.deepEqual(runs.map((r) => [r.attempt, r.state]), [

@@ -243,6 +243,7 @@ export function createWorker(
     const flags: Flags = { lost: false, cancel: false };
     status.state = "running";
     status.jobId = job.id;
+    const started = performance.now();
     const beat = setInterval(() => {
       heartbeatJob(db, lease).then((cancel) => {
         if (cancel === null) flags.lost = true;
@@ -270,8 +271,15 @@ export function createWorker(
         null,
         (tx) => finishJob(tx, lease, { state: "succeeded", result: result ?? null }),
       );
-      if (done) status.succeeded++;
-      else {
+      if (done) {
+        status.succeeded++;
+        log.info("job succeeded", {
+          jobId: job.id,
+          type: job.type,
+          attempt: job.attempts,
+          durationMs: Math.round(performance.now() - started),
+        });
+      } else {
         log.warn("job lease lost before the job could be marked finished", { jobId: job.id });
       }
     } finally {
