@@ -58,13 +58,18 @@ export function b64url(bytes: Uint8Array): string {
   return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
+// Only the canonical spelling: a last character whose unused bits are set decodes to the
+// same bytes, and would let one token be written several ways.
 function unb64url(text: string): Uint8Array<ArrayBuffer> {
   if (!SEGMENT_RE.test(text)) throw new JwtError("malformed");
+  let bytes: Uint8Array<ArrayBuffer>;
   try {
-    return Uint8Array.fromBase64(text, { alphabet: "base64url" });
+    bytes = Uint8Array.fromBase64(text, { alphabet: "base64url" });
   } catch {
     throw new JwtError("malformed");
   }
+  if (b64url(bytes) !== text) throw new JwtError("malformed");
+  return bytes;
 }
 
 function jsonSegment(text: string): Record<string, unknown> {

@@ -97,6 +97,28 @@ export function problemResponse(err: ApiError, ctx: ProblemContext): Response {
   return new Response(body, { status, headers });
 }
 
+/** The most field errors a problem lists; the rest are counted in one last entry. */
+export const MAX_FIELD_ERRORS = 20;
+/** The longest `detail` or pointer a problem repeats back. */
+const MAX_TEXT = 300;
+
+const clip = (s: string) => s.length > MAX_TEXT ? `${s.slice(0, MAX_TEXT)}…` : s;
+
+/**
+ * A problem answer stays small whatever the request held (a 1 MB body of unknown members
+ * must not answer 8 MB, nor be stored that size for an Idempotency-Key replay).
+ */
+function boundedErrors(errors: readonly FieldError[]): FieldError[] {
+  const shown = errors.slice(0, MAX_FIELD_ERRORS).map(({ pointer, detail }) =>
+    pointer.length > MAX_TEXT
+      ? { pointer: "", detail: `a member whose name is over ${MAX_TEXT} characters ${detail}` }
+      : { pointer, detail: clip(detail) }
+  );
+  const more = errors.length - shown.length;
+  if (more > 0) shown.push({ pointer: "", detail: `and ${more} more problems like these` });
+  return shown;
+}
+
 /** The parts of `problemResponse`'s answer, for a caller that adds headers before building it. */
 export function problemParts(err: ApiError, ctx: ProblemContext): ResponseParts {
   const { status, title } = CODE_STATUS[err.code];
@@ -104,12 +126,12 @@ export function problemParts(err: ApiError, ctx: ProblemContext): ResponseParts 
     type: err.options.type ?? `${ctx.errorsBase}/${err.code}`,
     title,
     status,
-    detail: err.detail,
-    instance: ctx.instance,
+    detail: clip(err.detail),
+    instance: clip(ctx.instance),
     requestId: ctx.requestId,
     ...err.options.extra,
   };
-  if (err.options.errors) body.errors = err.options.errors;
+  if (err.options.errors) body.errors = boundedErrors(err.options.errors);
   const headers: [string, string][] = [["content-type", "application/problem+json"]];
   for (const [name, value] of Object.entries(err.options.headers ?? {})) {
     if (name.toLowerCase() !== "content-type") headers.push([name.toLowerCase(), value]);

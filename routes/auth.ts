@@ -4,7 +4,7 @@
  * REFRESH_GRACE_MS revokes the whole session; within the window (two tabs refreshing at
  * once) the late request gets a fresh token in the same session instead of a logout.
  */
-import { checkLoginLimit } from "./ratelimit.ts";
+import { checkLoginLimit, checkSignupLimit } from "./ratelimit.ts";
 import { ApiError } from "../lib/problem.ts";
 import { json, noContent, parseCookies, readJson, serializeCookie } from "../lib/http.ts";
 import { objectBody } from "../lib/fields.ts";
@@ -88,6 +88,7 @@ async function signup(ctx: Ctx): Promise<Response> {
   if (!ctx.deps.settings.get("signup.enabled")) {
     throw new ApiError("signup-disabled", "Signup is disabled on this server");
   }
+  await checkSignupLimit(ctx);
   const f = objectBody(await readJson(ctx.req), ["email", "password"]);
   const email = f.email("email");
   const password = f.body.password;
@@ -96,6 +97,10 @@ async function signup(ctx: Ctx): Promise<Response> {
     : `must be a string of at least ${MIN_PASSWORD} characters`;
   if (problem) f.fail("/password", `password ${problem}`);
   f.done();
+  const taken = () => new ApiError("conflict", "An account with this email already exists");
+  // Before the costly hash: signups of a taken email must not occupy the password pool that
+  // logins need (the insert below still decides a race).
+  if (await findUserByEmail(ctx.db, email!)) throw taken();
   const passwordHash = await identityOf(ctx.deps).passwords.hash(password as string);
   const user = await insertUser(ctx.db, {
     id: crypto.randomUUID(),
@@ -104,7 +109,7 @@ async function signup(ctx: Ctx): Promise<Response> {
     tier: "free",
     at: new Date(ctx.deps.now()),
   });
-  if (!user) throw new ApiError("conflict", "An account with this email already exists");
+  if (!user) throw taken();
   const { disabled: _, ...shown } = publicUser(user);
   return json(shown, 201, { location: "/api/v1/me" });
 }
@@ -207,6 +212,7 @@ export const authRoutes: Route[] = [
     method: "POST",
     path: "/api/v1/auth/signup",
     auth: [],
+    limit: "login",
     idempotent: true,
     summary: "Create a free account",
     body: {

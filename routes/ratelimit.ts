@@ -69,9 +69,11 @@ export function chargesFor(
 
 /** The login windows: per (lowercased email, client IP) and per client IP, 15 minutes each. */
 export function loginCharges(email: string, clientIp: string, settings: Settings): WindowCharge[] {
-  // The email is hashed so the table holds no addresses.
-  const pair = createHash("sha256").update(`${email.trim().toLowerCase()}\n${clientIp}`)
-    .digest("hex");
+  // The email is hashed so the table holds no addresses. Lowercased, then stripped of
+  // combining marks: JS lowercases "İ" to "i" + a dot that the database's lower() drops, so
+  // "alİce@…" would otherwise count apart from "alice@…" while logging into the same account.
+  const folded = email.trim().toLowerCase().normalize("NFKD").replace(/\p{M}/gu, "");
+  const pair = createHash("sha256").update(`${folded}\n${clientIp}`).digest("hex");
   const policy = (name: string, quota: number): Policy => ({
     name,
     quota,
@@ -171,6 +173,18 @@ function applyCharge(ctx: Ctx, charges: readonly WindowCharge[], result: ChargeR
       extra: { "violated-policies": violated.map((u) => u.policy.name) },
     },
   );
+}
+
+/**
+ * For the signup handler, first thing: each attempt counts against the client IP's
+ * `login-ip` window, the one logins share, so one address cannot sign up (and hash) without
+ * bound nor store endless answers under fresh Idempotency-Keys. Throws 429 when it is full.
+ */
+export async function checkSignupLimit(ctx: Ctx): Promise<void> {
+  const perIp = loginCharges("", ctx.clientIp, ctx.deps.settings).filter((c) =>
+    c.policy.name === "login-ip"
+  );
+  await enforceLimits(ctx, perIp);
 }
 
 /**

@@ -84,12 +84,14 @@ Deno.test({ ...DB_TEST, name: "POST /api/v1/auth/signup answers each status" }, 
       assert.match(body.createdAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       assert.deepEqual(Object.keys(body).sort(), ["createdAt", "email", "id", "tier"]);
     });
-    await t.step("409 for the same email in another case", async () => {
+    await t.step("409 for the same email in another case, without hashing", async () => {
+      const calls = countHasher(s);
       const res = await post(s, "/api/v1/auth/signup", {
         email: "new.user@EXAMPLE.com",
         password: "long-enough-pw",
       });
       await assertProblem(res, 409, "conflict");
+      assert.equal(calls.hash, 0, "a taken email does not take a slot of the password pool");
     });
     await t.step("422 for an invalid email and a short password", async () => {
       const res = await post(s, "/api/v1/auth/signup", { email: "nope", password: "short" });
@@ -123,6 +125,34 @@ Deno.test({ ...DB_TEST, name: "POST /api/v1/auth/signup answers each status" }, 
       const body = await assertProblem(res, 403, "signup-disabled");
       assert.equal(body.title, "Signup disabled");
     });
+  });
+});
+
+Deno.test({
+  ...DB_TEST,
+  name: "signup attempts, valid or not, count against the client IP's login-ip window",
+}, async () => {
+  await withServer(async (s) => {
+    await tdb.db.query(
+      `insert into settings (key, value, updated_by) values ('ratelimit.login.perIp', '2', 'test')`,
+    );
+    await s.running.deps.settings.refresh();
+    const signup = (email: string, password: string) =>
+      post(s, "/api/v1/auth/signup", { email, password }, {
+        "idempotency-key": crypto.randomUUID(),
+      });
+    const first = await signup("one@example.com", "long-enough-pw");
+    assert.equal(first.status, 201);
+    assert.match(first.headers.get("ratelimit") ?? "", /"login-ip";r=1;/);
+    await assertProblem(await signup("nope", "short"), 422, "validation-failed");
+    await assertProblem(await signup("two@example.com", "long-enough-pw"), 429, "quota-exceeded");
+    const rows = await tdb.db.query("select 1 from users where email = 'two@example.com'");
+    assert.equal(rows.length, 0, "refused before anything was created");
+    const login = await post(s, "/api/v1/auth/login", {
+      email: "one@example.com",
+      password: "long-enough-pw",
+    });
+    await assertProblem(login, 429, "quota-exceeded");
   });
 });
 

@@ -132,6 +132,15 @@ Deno.test("`verifyJwt()` accepts a good token and refuses tampering of each segm
   for (const bad of ["", "a.b", "a.b.c.d", `${h}..${s}`, `${h}.${p}.`, `${h}.${p}.${s}!`]) {
     assert.equal(await reason(verifyJwt(bad, keyFor, T0)), "malformed", bad);
   }
+  // The signature's last character carries 2 unused bits: setting one decodes to the same
+  // bytes, but is another spelling of the token, so it is refused.
+  const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const respelt = s.slice(0, -1) + ALPHABET[ALPHABET.indexOf(s.at(-1)!) ^ 1];
+  assert.deepEqual(
+    Uint8Array.fromBase64(respelt, { alphabet: "base64url" }),
+    Uint8Array.fromBase64(s, { alphabet: "base64url" }),
+  );
+  assert.equal(await reason(verifyJwt(`${h}.${p}.${respelt}`, keyFor, T0)), "malformed");
 });
 
 Deno.test("`verifyJwt()` pins HS256: alg none, RS256 and unknown kids are refused", async () => {
@@ -281,7 +290,8 @@ Deno.test("`createKeyring()` refuses every string but the remembered token itsel
     [`${h}.${flip(p)}.${s}`, "signature"],
     [`${h}.${enc({ ...CLAIMS, tier: "admin" })}.${s}`, "signature"],
     [`${h}.${p}.${flip(s)}`, "signature"],
-    [`${h}.${p}.${s.slice(0, -1)}`, "signature"],
+    // Shorter or longer (whole bytes: 40 and 44 characters spell 30 and 33 bytes exactly).
+    [`${h}.${p}.${s.slice(0, -3)}`, "signature"],
     [`${token}A`, "signature"],
     [`${enc({ alg: "none", typ: "JWT", kid: "k1" })}.${p}.${s}`, "algorithm"],
     [`${enc({ alg: "RS256", typ: "JWT", kid: "k1" })}.${p}.${s}`, "algorithm"],

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { ApiError, CODE_STATUS, internalError, problemResponse } from "../lib/problem.ts";
+import {
+  ApiError,
+  CODE_STATUS,
+  internalError,
+  MAX_FIELD_ERRORS,
+  problemParts,
+  problemResponse,
+} from "../lib/problem.ts";
 
 const ctx = { errorsBase: "https://e.test/errors", instance: "/x", requestId: "rid-12345678" };
 
@@ -39,4 +46,33 @@ Deno.test("internalError() says nothing about the cause", () => {
 
 Deno.test("CODE_STATUS maps every code to a 4xx or 5xx status", () => {
   for (const { status } of Object.values(CODE_STATUS)) assert.ok(status >= 400 && status < 600);
+});
+
+Deno.test("a problem answer stays small whatever the request held", () => {
+  const errors = Array.from({ length: 80_000 }, (_, i) => ({
+    pointer: `/k${i}`,
+    detail: "is not a field of this request",
+  }));
+  errors[0] = { pointer: `/${"x".repeat(1_000_000)}`, detail: "is not a field of this request" };
+  const err = new ApiError("validation-failed", "d".repeat(2_000_000), { errors });
+  const body = String(
+    problemParts(err, {
+      errorsBase: "https://e.example/errors",
+      instance: "/api/v1/auth/signup",
+      requestId: "r1",
+    }).body,
+  );
+  assert.ok(body.length < 5_000, `${body.length} bytes`);
+  const parsed = JSON.parse(body);
+  assert.equal(parsed.errors.length, MAX_FIELD_ERRORS + 1);
+  assert.deepEqual(parsed.errors[0], {
+    pointer: "",
+    detail: "a member whose name is over 300 characters is not a field of this request",
+  });
+  assert.deepEqual(parsed.errors[1], { pointer: "/k1", detail: "is not a field of this request" });
+  assert.deepEqual(parsed.errors.at(-1), {
+    pointer: "",
+    detail: `and ${80_000 - MAX_FIELD_ERRORS} more problems like these`,
+  });
+  assert.equal(parsed.detail.length, 301, "clipped, with an ellipsis");
 });
