@@ -5,7 +5,6 @@ import { errorFields } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
 import { absorbBackgroundDisconnects, type Db, openPglite, openPostgres } from "./db/client.ts";
 import { loadMigrations, migrate } from "./db/migrate.ts";
-import { isInitialised } from "./db/pglite_init.ts";
 import { createSettings } from "./db/settings.ts";
 import { startHeartbeat } from "./db/instances.ts";
 import { deleteRequestErrorsBefore, insertRequestError } from "./db/request_errors.ts";
@@ -35,12 +34,13 @@ export async function openDatabase(config: Config, log: Logger): Promise<Db> {
   if (Deno.env.get("DENO_DEPLOYMENT_ID")) {
     throw new Error("DATABASE_URL is required on Deno Deploy (there is no data dir to write)");
   }
-  if (!(await isInitialised(config.dataDir))) {
-    log.info("creating the embedded database (first start: a few seconds)", {
-      dataDir: config.dataDir,
-    });
-  }
-  return await openPglite(config.dataDir);
+  return await openPglite(
+    config.dataDir,
+    () =>
+      log.info("creating the embedded database (first start: a few seconds)", {
+        dataDir: config.dataDir,
+      }),
+  );
 }
 
 /** Applies pending migrations and logs what was applied. */

@@ -208,13 +208,17 @@ async function runOnLiveConnection<T>(
 
 /**
  * Opens an embedded PGlite database in `dataDir`; `null` = in memory. A new directory is
- * created first in a worker of its own (db/pglite_init.ts), so initdb's memory goes with it.
+ * created first in a worker of its own (db/pglite_init.ts), so initdb's memory goes with it;
+ * `onCreate` hears of it first (it takes seconds).
  */
-export async function openPglite(dataDir: string | null): Promise<Db> {
+export async function openPglite(dataDir: string | null, onCreate = () => {}): Promise<Db> {
   const release = dataDir === null ? () => {} : await holdDataDir(dataDir);
   let pg: PGlite;
   try {
-    if (dataDir !== null && !(await isInitialised(dataDir))) await initialiseInWorker(dataDir);
+    if (dataDir !== null && !(await isInitialised(dataDir))) {
+      onCreate();
+      await initialiseInWorker(dataDir);
+    }
     pg = dataDir === null
       ? await PGlite.create(PGLITE_OPTIONS)
       : await PGlite.create(dataDir, PGLITE_OPTIONS);

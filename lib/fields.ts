@@ -56,7 +56,7 @@ export class Fields {
   futureTimestamp(name: string, now: number): Date | null {
     const v = this.body[name];
     if (v === undefined || v === null) return null;
-    if (typeof v !== "string" || !RFC3339_RE.test(v) || Number.isNaN(Date.parse(v))) {
+    if (typeof v !== "string" || !isRfc3339(v)) {
       this.fail(`/${name}`, `${name} must be an RFC 3339 date-time such as 2026-04-15T12:00:00Z`);
       return null;
     }

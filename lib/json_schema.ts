@@ -6,10 +6,9 @@
  * minProperties, format (date, date-time, uuid). Others (description, default) are notes.
  */
 import { isIsoDate, isUuid } from "./dates.ts";
+import { isRfc3339 } from "./fields.ts";
 
 type Schema = Record<string, unknown>;
-
-const DATE_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
 
 function typeOf(v: unknown): string {
   if (v === null) return "null";
@@ -20,7 +19,7 @@ function typeOf(v: unknown): string {
 
 const FORMATS: Record<string, (s: string) => boolean> = {
   "date": isIsoDate,
-  "date-time": (s) => DATE_TIME_RE.test(s) && !Number.isNaN(Date.parse(s)),
+  "date-time": isRfc3339,
   "uuid": isUuid,
 };
 

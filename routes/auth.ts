@@ -32,8 +32,6 @@ const COOKIE_PATH = "/api/v1/auth";
 export const REFRESH_TTL_S = 30 * 24 * 60 * 60;
 /** How long after a rotation the retired token still yields a token instead of a logout. */
 export const REFRESH_GRACE_MS = 10_000;
-const MIN_PASSWORD = PASSWORD_MIN;
-const MAX_PASSWORD = PASSWORD_MAX;
 
 /** The identity service, or a 500 when the server was wired without one. */
 export function identityOf(deps: Deps): Identity {
@@ -94,7 +92,7 @@ async function signup(ctx: Ctx): Promise<Response> {
   const password = f.body.password;
   const problem = typeof password === "string"
     ? newPasswordProblem(password)
-    : `must be a string of at least ${MIN_PASSWORD} characters`;
+    : `must be a string of at least ${PASSWORD_MIN} characters`;
   if (problem) f.fail("/password", `password ${problem}`);
   f.done();
   const taken = () => new ApiError("conflict", "An account with this email already exists");
@@ -118,10 +116,10 @@ function loginBody(value: unknown): { email: string; password: string } {
   const f = objectBody(value, ["email", "password"]);
   const email = f.string("email", 1, 254);
   const password = f.body.password;
-  if (typeof password !== "string" || password === "" || password.length > MAX_PASSWORD) {
+  if (typeof password !== "string" || password === "" || password.length > PASSWORD_MAX) {
     f.fail(
       "/password",
-      `password must be a non-empty string of at most ${MAX_PASSWORD} characters`,
+      `password must be a non-empty string of at most ${PASSWORD_MAX} characters`,
     );
   }
   f.done();
@@ -220,7 +218,7 @@ export const authRoutes: Route[] = [
       required: ["email", "password"],
       properties: {
         email: { type: "string", format: "email", maxLength: 254 },
-        password: { type: "string", minLength: MIN_PASSWORD, maxLength: MAX_PASSWORD },
+        password: { type: "string", minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX },
       },
       additionalProperties: false,
     },
@@ -238,7 +236,7 @@ export const authRoutes: Route[] = [
       required: ["email", "password"],
       properties: {
         email: { type: "string", minLength: 1, maxLength: 254 },
-        password: { type: "string", minLength: 1, maxLength: MAX_PASSWORD },
+        password: { type: "string", minLength: 1, maxLength: PASSWORD_MAX },
       },
       additionalProperties: false,
     },

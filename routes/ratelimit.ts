@@ -67,6 +67,20 @@ export function chargesFor(
   ];
 }
 
+const loginPolicy = (name: string, quota: number): Policy => ({
+  name,
+  quota,
+  windowSeconds: LOGIN_WINDOW,
+});
+
+/** The client IP's `login-ip` window: logins and signups from one address share it. */
+function loginIpCharge(clientIp: string, settings: Settings): WindowCharge {
+  return {
+    key: `login-ip:${clientIp}`,
+    policy: loginPolicy("login-ip", quotaOf(settings, "ratelimit.login.perIp")),
+  };
+}
+
 /** The login windows: per (lowercased email, client IP) and per client IP, 15 minutes each. */
 export function loginCharges(email: string, clientIp: string, settings: Settings): WindowCharge[] {
   // The email is hashed so the table holds no addresses. Lowercased, then stripped of
@@ -74,20 +88,12 @@ export function loginCharges(email: string, clientIp: string, settings: Settings
   // "alİce@…" would otherwise count apart from "alice@…" while logging into the same account.
   const folded = email.trim().toLowerCase().normalize("NFKD").replace(/\p{M}/gu, "");
   const pair = createHash("sha256").update(`${folded}\n${clientIp}`).digest("hex");
-  const policy = (name: string, quota: number): Policy => ({
-    name,
-    quota,
-    windowSeconds: LOGIN_WINDOW,
-  });
   return [
     {
       key: `login-email-ip:${pair}`,
-      policy: policy("login-email-ip", quotaOf(settings, "ratelimit.login.perEmailIp")),
+      policy: loginPolicy("login-email-ip", quotaOf(settings, "ratelimit.login.perEmailIp")),
     },
-    {
-      key: `login-ip:${clientIp}`,
-      policy: policy("login-ip", quotaOf(settings, "ratelimit.login.perIp")),
-    },
+    loginIpCharge(clientIp, settings),
   ];
 }
 
@@ -181,10 +187,7 @@ function applyCharge(ctx: Ctx, charges: readonly WindowCharge[], result: ChargeR
  * bound nor store endless answers under fresh Idempotency-Keys. Throws 429 when it is full.
  */
 export async function checkSignupLimit(ctx: Ctx): Promise<void> {
-  const perIp = loginCharges("", ctx.clientIp, ctx.deps.settings).filter((c) =>
-    c.policy.name === "login-ip"
-  );
-  await enforceLimits(ctx, perIp);
+  await enforceLimits(ctx, [loginIpCharge(ctx.clientIp, ctx.deps.settings)]);
 }
 
 /**

@@ -64,9 +64,10 @@ export async function startTestServer(
 /** How a 2xx answer departs from its route's documented `responses` (none when it fits). */
 async function undocumented(router: Router<Route>, req: Request, res: Response): Promise<string[]> {
   const text = await res.text();
-  const match = router.match(req.method === "HEAD" ? "GET" : req.method, new URL(req.url).pathname);
+  const { pathname } = new URL(req.url);
+  const match = router.match(req.method === "HEAD" ? "GET" : req.method, pathname);
   if (match.kind !== "found" || !match.route.responses) return [];
-  const where = `${req.method} ${new URL(req.url).pathname} → ${res.status}`;
+  const where = `${req.method} ${pathname} → ${res.status}`;
   const documented = match.route.responses[res.status];
   if (!documented) return [`${where}: status not documented`];
   if (!documented.schema || req.method === "HEAD" || text === "") return [];
