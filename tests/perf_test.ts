@@ -47,6 +47,26 @@ Deno.test("createBatcher() never lets an item join a call already running", asyn
   assert.deepEqual(started, [[1], [2, 3]]);
 });
 
+Deno.test("createBatcher() starts the next call before the finished call's callers resume", async () => {
+  const events: string[] = [];
+  const releases: (() => void)[] = [];
+  const run = createBatcher(async (xs: number[]) => {
+    events.push(`start ${xs}`);
+    await new Promise<void>((r) => releases.push(r));
+    return xs;
+  });
+  const first = run(1).then(() => events.push("resumed 1"));
+  await new Promise((r) => setTimeout(r, 0));
+  const second = run(2).then(() => events.push("resumed 2"));
+  releases[0]();
+  await first;
+  // The call for 2 was already on its way when the caller of 1 went on with its work.
+  assert.deepEqual(events, ["start 1", "start 2", "resumed 1"]);
+  releases[1]();
+  await second;
+  assert.deepEqual(events.at(-1), "resumed 2");
+});
+
 Deno.test("createBatcher() rejects every item of a failed call, then keeps working", async () => {
   let fail = true;
   const run = createBatcher((xs: number[]) =>
