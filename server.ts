@@ -8,7 +8,7 @@ import { loadMigrations, migrate } from "./db/migrate.ts";
 import { createSettings } from "./db/settings.ts";
 import { startHeartbeat } from "./db/instances.ts";
 import { deleteRequestErrorsBefore, insertRequestError } from "./db/request_errors.ts";
-import { withTimeout } from "./lib/async.ts";
+import { type BoundedPool, createBoundedPool, PoolFull, withTimeout } from "./lib/async.ts";
 import { type App, createApp } from "./app.ts";
 import { ROUTES } from "./routes/mod.ts";
 import type { Ctx, Deps, Route } from "./routes/context.ts";
@@ -91,7 +91,11 @@ export async function buildApp(
     }),
     dataCache: createDataCache(db),
   };
-  deps.recordError = (ctx, status) => recordRequestError(deps, ctx, status);
+  // 503s are recorded in the background, at most two at a time (the rest only logged): in an
+  // outage they come fast, and each attempt would hold a pool connection through the
+  // driver's reconnect waits, ahead of the requests that need one.
+  const background = createBoundedPool(2, 0);
+  deps.recordError = (ctx, status) => recordRequestError(deps, ctx, status, background);
   const heartbeat = await startHeartbeat(
     db,
     {
@@ -132,9 +136,14 @@ const RECORD_ERROR_TIMEOUT_MS = 500;
 const REQUEST_ERROR_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
 // Bounded and never throwing: a 5xx caused by a database outage must still be answered fast.
-async function recordRequestError(deps: Deps, ctx: Ctx, status: number): Promise<void> {
+async function recordRequestError(
+  deps: Deps,
+  ctx: Ctx,
+  status: number,
+  background: BoundedPool,
+): Promise<void> {
   const at = deps.now();
-  const write = (async () => {
+  const write = async () => {
     await insertRequestError(deps.db, {
       requestId: ctx.requestId,
       method: ctx.req.method,
@@ -144,13 +153,18 @@ async function recordRequestError(deps: Deps, ctx: Ctx, status: number): Promise
       at: new Date(at),
     });
     await deleteRequestErrorsBefore(deps.db, new Date(at - REQUEST_ERROR_RETENTION_MS));
-  })();
-  const recorded = withTimeout(write, RECORD_ERROR_TIMEOUT_MS, "recording the error timed out")
-    .catch((err) =>
-      deps.log.warn("recording a 5xx failed", { requestId: ctx.requestId, ...errorFields(err) })
-    );
+  };
+  const bounded = () =>
+    withTimeout(write(), RECORD_ERROR_TIMEOUT_MS, "recording the error timed out");
+  const failed = (err: unknown) =>
+    deps.log.warn("recording a 5xx failed", { requestId: ctx.requestId, ...errorFields(err) });
+  if (status !== 503) return await bounded().catch(failed);
   // A 503 means the database is likely down: record best effort without delaying the answer.
-  if (status !== 503) await recorded;
+  background.run(bounded).catch((err) =>
+    err instanceof PoolFull
+      ? deps.log.debug("a 503 not recorded: two recordings under way", { requestId: ctx.requestId })
+      : failed(err)
+  );
 }
 
 /** Runs the HTTP server until SIGTERM/SIGINT, then drains and closes the database. */

@@ -3,6 +3,7 @@ import postgres from "postgres";
 import { PGlite } from "@electric-sql/pglite";
 import { initialiseInWorker, isInitialised, PGLITE_OPTIONS } from "./pglite_init.ts";
 import { holdDataDir } from "./data_dir.ts";
+import { openWireConnection, refusedConnecting, type WireConnection, wireTarget } from "./wire.ts";
 
 /** A row as the drivers return it. */
 export type Row = Record<string, unknown>;
@@ -22,6 +23,11 @@ export interface Db extends Queryable {
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   /** Subscribes to NOTIFY on `channel`; resolves to an unsubscribe function. */
   listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Where the request gate sends its statements: on PostgreSQL a connection of its own with
+   * a leaner client (db/wire.ts) when the URL allows; absent: the pool.
+   */
+  readonly gateConnection?: Queryable;
   /** Answers when the database is reachable; throws DbUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -102,7 +108,14 @@ export interface PostgresOptions {
   connectTimeoutSeconds?: number;
   /** Called once when the database stops answering and once when it answers again. */
   onAvailability?: (up: boolean, err?: unknown) => void;
+  /** The request gate's client: db/wire.ts when the URL allows (the default), or the pool. */
+  gateClient?: "wire" | "postgres.js";
 }
+
+// Every statement here is a short lookup or update by key, prepared once per connection.
+// PostgreSQL would otherwise plan most of them afresh on every run (a custom plan per
+// parameter set): 40 % of the request gate's statement time, measured.
+const CONNECTION_PARAMS = { application_name: "proplab", plan_cache_mode: "force_generic_plan" };
 
 /** Opens a pooled PostgreSQL connection (lazy: nothing connects until the first query). */
 export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
@@ -117,10 +130,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
     // so a query fails fast (→ 503) while the database is away and runs as soon as it is back.
     backoff: () => 0.05 + Math.random() * 0.2,
     onnotice: () => {},
-    // Every statement here is a short lookup or update by key, prepared once per connection.
-    // PostgreSQL would otherwise plan most of them afresh on every run (a custom plan per
-    // parameter set): 40 % of the request gate's statement time, measured.
-    connection: { application_name: "proplab", plan_cache_mode: "force_generic_plan" },
+    connection: CONNECTION_PARAMS,
     types: {
       // JSON parameters are passed as JSON text (`$1::jsonb` with JSON.stringify(value)), as
       // PGlite takes them; postgres.js would otherwise encode the string a second time.
@@ -143,9 +153,16 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
     exec: (script: string) => track(q.unsafe(script).then(() => {})),
   });
   const pool = wrap(sql);
+  const target = opts.gateClient === "postgres.js" ? null : wireTarget(url);
+  const wire = target &&
+    openWireConnection(target, {
+      connectTimeoutMs: (opts.connectTimeoutSeconds ?? 2) * 1000,
+      params: { ...CONNECTION_PARAMS, client_encoding: "UTF8" },
+    });
   return {
     kind: "postgres",
     ...pool,
+    gateConnection: wire ? orPool(wire, pool, track) : undefined,
     transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const conn = { lost: false };
       const done = sql.begin((tx) => runOnLiveConnection(wrap(tx), fn, conn)) as Promise<T>;
@@ -163,8 +180,36 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
       await pool.query("select 1");
     },
     async close() {
+      await wire?.close();
       await sql.end({ timeout: 5 });
     },
+  };
+}
+
+/**
+ * The gate's own connection, tracked like the pool, until the server turns its way of
+ * connecting down (an authentication method or option db/wire.ts does not speak): from then
+ * on the pool, which may (a password from PGPASSWORD, say).
+ */
+function orPool(
+  wire: WireConnection,
+  pool: Queryable,
+  track: <T>(p: Promise<T>) => Promise<T>,
+): Queryable {
+  let usePool = false;
+  return {
+    async query<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
+      if (usePool) return await pool.query<T>(text, params);
+      try {
+        return await track(wire.query<T>(text, params));
+      } catch (err) {
+        if (!refusedConnecting(err)) throw err;
+        usePool = true;
+        await wire.close();
+        return await pool.query<T>(text, params);
+      }
+    },
+    exec: (script) => pool.exec(script),
   };
 }
 

@@ -18,5 +18,6 @@ export type Gate = (item: GateItem) => Promise<GateResult>;
 export function createGate(db: Db, now: () => number): Gate {
   // PGlite answers within the same turn of the event loop: wait for the turn's requests.
   const wait = db.kind === "pglite" ? "macrotask" : "microtask";
-  return createBatcher((items: GateItem[]) => runGate(db, items, now()), 1, wait);
+  const q = db.gateConnection ?? db;
+  return createBatcher((items: GateItem[]) => runGate(q, items, now()), 1, wait);
 }

@@ -14,6 +14,8 @@ import { insertSession } from "../db/sessions.ts";
 
 const tdb = await openTestDb();
 const NOW = Date.now();
+// The gate's statements go where the server sends them: on PostgreSQL, db/wire.ts.
+const gateDb = tdb.db.gateConnection ?? tdb.db;
 
 const minute = (subject: string, quota: number): WindowCharge => ({
   key: `test-minute:${subject}`,
@@ -45,7 +47,7 @@ Deno.test({ ...DB_TEST, name: "runGate() looks credentials up as they are now" }
     expiresAt: new Date(NOW + 86_400_000),
   });
   const lookup = (ref: GateItem["ref"]): GateItem => ({ ref, expect: null, charges: [] });
-  const [key, session, token, unknown] = await runGate(tdb.db, [
+  const [key, session, token, unknown] = await runGate(gateDb, [
     lookup({ kind: "apiKey", hash }),
     lookup({ kind: "session", sessionId }),
     lookup({ kind: "opsToken", hash: ops }),
@@ -64,7 +66,7 @@ Deno.test({ ...DB_TEST, name: "runGate() looks credentials up as they are now" }
 
   await tdb.db.query("update api_keys set revoked_at = now() where key_hash = $1", [hash]);
   await tdb.db.query("update sessions set revoked_at = now() where id = $1", [sessionId]);
-  const [revoked, ended] = await runGate(tdb.db, [
+  const [revoked, ended] = await runGate(gateDb, [
     lookup({ kind: "apiKey", hash }),
     lookup({ kind: "session", sessionId }),
   ], NOW);
@@ -81,7 +83,7 @@ Deno.test(
     const ref = { kind: "apiKey" as const, hash };
     // The same request each time: this key, expected as the sharp user, charging both windows.
     const item = { ref, expect: { userId: user.id, tier: "sharp" as const }, charges };
-    const check = async () => (await runGate(tdb.db, [item], NOW))[0];
+    const check = async () => (await runGate(gateDb, [item], NOW))[0];
     const ok = await check();
     assert.equal(ok.verified, true);
     assert.equal(ok.charge?.admitted, true);
@@ -121,7 +123,7 @@ Deno.test(
     };
     // b's key claiming a's user: never verified, so it takes no room from a.
     const forged: GateItem = { ...good, ref: { kind: "apiKey", hash: b.hash } };
-    const results = await runGate(tdb.db, [good, forged, good, good, good, good], NOW);
+    const results = await runGate(gateDb, [good, forged, good, good, good, good], NOW);
     assert.deepEqual(results.map((r) => r.verified), [true, false, true, true, true, true]);
     assert.deepEqual(
       results.map((r) => r.charge?.admitted ?? null),
@@ -130,7 +132,7 @@ Deno.test(
     assert.equal(await charged(charges[0].key), 3);
     assert.equal(await charged(charges[1].key), 3, "all windows or none");
     // A pre-verified (or anonymous) request is charged without a lookup.
-    const [anon] = await runGate(tdb.db, [{ ref: null, expect: null, charges }], NOW);
+    const [anon] = await runGate(gateDb, [{ ref: null, expect: null, charges }], NOW);
     assert.equal(anon.verified, true);
     assert.equal(anon.charge?.admitted, false);
   },
@@ -140,14 +142,14 @@ Deno.test(
   { ...DB_TEST, name: "runGate() reads the data versions in the same statement" },
   async () => {
     await tdb.reset();
-    const [before] = await runGate(tdb.db, [{ ref: null, expect: null, charges: [] }], NOW);
+    const [before] = await runGate(gateDb, [{ ref: null, expect: null, charges: [] }], NOW);
     assert.equal(typeof before.versions.picks, "number");
     await tdb.db.query(
       `insert into picks (id, game_date, player, team, opponent, market, line, side, odds)
      values ($1, '2026-05-27', 'A', 'BOS', 'NYK', 'points', 24.5, 'over', -110)`,
       [crypto.randomUUID()],
     );
-    const [after] = await runGate(tdb.db, [{ ref: null, expect: null, charges: [] }], NOW);
+    const [after] = await runGate(gateDb, [{ ref: null, expect: null, charges: [] }], NOW);
     assert.equal(after.versions.picks, before.versions.picks + 1);
   },
 );

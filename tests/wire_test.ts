@@ -1,0 +1,308 @@
+/**
+ * db/wire.ts, the request gate's own PostgreSQL client: its codec (pure), and on a real
+ * PostgreSQL server the same rows and errors as postgres.js, the gate's statements with the
+ * same outcomes, losing and regaining its connection, and each password method.
+ */
+import assert from "node:assert/strict";
+import { ON_POSTGRES, openTestDb } from "./support/db.ts";
+import { DB_TEST } from "./support/assert.ts";
+import { createApiKey, createUser } from "./support/fixtures.ts";
+import { isUnavailable, openPostgres, type Queryable } from "../db/client.ts";
+import { openWireConnection, type WireTarget, wireTarget } from "../db/wire.ts";
+import { decoderFor, encodeParam, parseArrayText } from "../db/wire_codec.ts";
+import { type GateItem, runGate } from "../db/gate.ts";
+import { hashSecret } from "../lib/secrets.ts";
+
+Deno.test("wireTarget() serves plain TCP and unix sockets, and declines TLS or other options", () => {
+  assert.deepEqual(wireTarget("postgres://app:p%40ss@db.example:6543/prop?sslmode=disable"), {
+    hostname: "db.example",
+    port: 6543,
+    socketPath: null,
+    user: "app",
+    password: "p@ss",
+    database: "prop",
+  });
+  assert.deepEqual(wireTarget("postgresql://app@localhost/prop?host=/run/postgresql"), {
+    hostname: "localhost",
+    port: 5432,
+    socketPath: "/run/postgresql/.s.PGSQL.5432",
+    user: "app",
+    password: null,
+    database: "prop",
+  });
+  assert.equal(wireTarget("postgres://app@db/x")?.database, "x");
+  assert.equal(wireTarget("postgres://app@db")?.database, "app");
+  for (
+    const url of [
+      "postgres://app@db/x?sslmode=require",
+      "postgres://app@db/x?sslmode=verify-full",
+      "postgres://app@db/x?options=-c%20search_path%3Dy",
+      "postgres://db/x", // no user: postgres.js reads it from the environment
+      "postgres://app@a,b/x",
+      "mysql://app@db/x",
+      "not a url",
+    ]
+  ) {
+    assert.equal(wireTarget(url), null, url);
+  }
+});
+
+Deno.test("encodeParam() writes PostgreSQL's text format, arrays quoted", () => {
+  assert.equal(encodeParam(null), null);
+  assert.equal(encodeParam(undefined), null);
+  assert.equal(encodeParam(12), "12");
+  assert.equal(encodeParam(true), "t");
+  assert.equal(encodeParam(new Date(Date.UTC(2026, 0, 2))), "2026-01-02T00:00:00.000Z");
+  assert.equal(encodeParam(["a", null, 'q"u\\o,te', "NULL"]), '{"a",NULL,"q\\"u\\\\o,te","NULL"}');
+  assert.equal(encodeParam([]), "{}");
+  assert.equal(encodeParam({ a: 1 }), '{"a":1}');
+});
+
+Deno.test("parseArrayText() and decoderFor() read what PostgreSQL writes", () => {
+  assert.deepEqual(parseArrayText("{}"), []);
+  assert.deepEqual(parseArrayText('{a,"b c",NULL,"NULL","q\\"x\\\\"}'), [
+    "a",
+    "b c",
+    null,
+    "NULL",
+    'q"x\\',
+  ]);
+  assert.deepEqual(decoderFor(1007)("{1,-2,NULL}"), [1, -2, null]);
+  assert.deepEqual(decoderFor(1000)("{t,f}"), [true, false]);
+  assert.equal(decoderFor(16)("t"), true);
+  assert.equal(decoderFor(701)("1.5"), 1.5);
+  assert.equal(decoderFor(20)("9007199254740993"), "9007199254740993"); // int8 stays text
+  assert.deepEqual(decoderFor(3802)('{"a":[1]}'), { a: [1] });
+  assert.equal(decoderFor(25)("x"), "x");
+});
+
+const tdb = await openTestDb();
+const url = tdb.url;
+const PG = { ...DB_TEST, ignore: !ON_POSTGRES };
+
+// Its own connection to this file's database, with a name to find its backend by.
+function wireFor(u: string, appName = "proplab-wire-test") {
+  return openWireConnection(wireTarget(u)!, {
+    connectTimeoutMs: 2000,
+    params: { application_name: appName },
+  });
+}
+
+const TYPES_SQL = `
+select $1::int as i, $2::bigint as b, $3::float8 as f, $4::bool as t, $5::text[] as texts,
+       $6::uuid[] as ids, $7::int[] as ints, $8::jsonb as j, $9::timestamptz as at,
+       $10::text as n, 'x' || $11::text as s, '{}'::text[] as empty, 1.25::numeric as num,
+       gen_random_uuid() is not null as u`;
+const TYPES_PARAMS = [
+  -7,
+  "9007199254740993",
+  2.5,
+  false,
+  ["plain", "with space", 'quo"te', "back\\slash", null, ""],
+  ["7f1d2d3e-9c4b-4a51-8f00-1d2e3f4a5b6c"],
+  [1, 2, 3],
+  JSON.stringify({ k: ["v", 1] }),
+  new Date(Date.UTC(2026, 10, 23, 1, 2, 3)).toISOString(),
+  null,
+  "é ✓",
+];
+
+Deno.test({ ...PG, name: "the wire client answers the same rows as postgres.js" }, async () => {
+  const wire = wireFor(url!);
+  try {
+    const viaWire = await wire.query(TYPES_SQL, TYPES_PARAMS);
+    const viaPool = await tdb.db.query(TYPES_SQL, TYPES_PARAMS);
+    // postgres.js parses timestamptz into a Date (the gate reads none; the wire keeps the
+    // text), and reads a NULL element of a text[] as the string "NULL" (the gate's arrays
+    // of text hold none; the wire reads null).
+    const { at: wireAt, texts: wireTexts, ...wireRest } = viaWire[0] as Record<string, unknown>;
+    const { at: poolAt, texts: _, ...poolRest } = viaPool[0] as Record<string, unknown>;
+    assert.deepEqual(wireRest, poolRest);
+    assert.deepEqual(wireTexts, TYPES_PARAMS[4]);
+    assert.equal(new Date(String(wireAt)).getTime(), (poolAt as Date).getTime());
+    // Again: now prepared, without a new description.
+    assert.deepEqual((await wire.query(TYPES_SQL, TYPES_PARAMS))[0], viaWire[0]);
+    assert.deepEqual(await wire.query("select 1 as one where false"), []);
+  } finally {
+    await wire.close();
+  }
+});
+
+Deno.test({ ...PG, name: "the wire client rejects a bad statement and goes on" }, async () => {
+  const wire = wireFor(url!);
+  try {
+    await assert.rejects(wire.query("select nope from nowhere"), (err: Error) => {
+      assert.equal((err as unknown as { code: string }).code, "42P01");
+      assert.equal(isUnavailable(err), false);
+      return true;
+    });
+    await assert.rejects(wire.query("select $1::int as n", ["x"]), { code: "22P02" });
+    // The failed texts were not kept as prepared: fixed, they run.
+    assert.deepEqual(await wire.query("select $1::int as n", [4]), [{ n: 4 }]);
+    const all = await Promise.all([1, 2, 3].map((n) => wire.query("select $1::int as n", [n])));
+    assert.deepEqual(all, [[{ n: 1 }], [{ n: 2 }], [{ n: 3 }]]);
+  } finally {
+    await wire.close();
+  }
+});
+
+Deno.test({ ...PG, name: "the wire client reports a lost connection and reconnects" }, async () => {
+  const wire = wireFor(url!, "proplab-wire-lost");
+  try {
+    assert.deepEqual(await wire.query("select 1 as n"), [{ n: 1 }]);
+    await tdb.db.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
+      ["proplab-wire-lost"],
+    );
+    await assert.rejects(wire.query("select 2 as n"), (err) => isUnavailable(err));
+    assert.deepEqual(await wire.query("select 3 as n"), [{ n: 3 }]);
+  } finally {
+    await wire.close();
+  }
+  await assert.rejects(wire.query("select 4 as n"), (err) => isUnavailable(err));
+});
+
+Deno.test(
+  { ...PG, name: "nothing listens: the wire client's error means unavailable" },
+  async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    listener.close();
+    const target: WireTarget = { ...wireTarget(url!)!, port };
+    const wire = openWireConnection(target, { connectTimeoutMs: 1000, params: {} });
+    await assert.rejects(wire.query("select 1"), (err) => isUnavailable(err));
+    await wire.close();
+  },
+);
+
+Deno.test(
+  { ...PG, name: "the gate's statements give the same outcomes on both clients" },
+  async () => {
+    await tdb.reset();
+    const user = await createUser(tdb.db, { tier: "sharp" });
+    const hash = hashSecret(await createApiKey(tdb.db, user.id));
+    const wire = wireFor(url!);
+    const charge = (subject: string) => [{
+      key: `t-minute:${subject}`,
+      policy: { name: "t-minute", quota: 3, windowSeconds: 60 },
+    }];
+    const items = (subject: string): GateItem[] => [
+      { ref: { kind: "apiKey", hash }, expect: { userId: user.id, tier: "sharp" }, charges: [] },
+      { ref: { kind: "apiKey", hash }, expect: { userId: user.id, tier: "free" }, charges: [] },
+      { ref: { kind: "apiKey", hash: "0".repeat(64) }, expect: null, charges: [] },
+      ...[1, 2, 3, 4].map(() => ({
+        ref: { kind: "apiKey" as const, hash },
+        expect: { userId: user.id, tier: "sharp" as const },
+        charges: charge(subject),
+      })),
+    ];
+    const now = Date.now();
+    try {
+      const runs = async (q: Queryable, subject: string) => [
+        await runGate(q, items(subject).slice(0, 3), now), // the lookup statement
+        await runGate(q, items(subject), now), // the charging one
+      ];
+      const viaWire = await runs(wire, "wire");
+      const viaPool = await runs(tdb.db, "pool");
+      const strip = (rs: Awaited<ReturnType<typeof runs>>) =>
+        JSON.parse(JSON.stringify(rs).replaceAll("t-minute:wire", "t-minute:pool"));
+      assert.deepEqual(strip(viaWire), strip(viaPool));
+      assert.deepEqual(viaWire[1].map((r) => r.charge?.admitted ?? null), [
+        null,
+        null,
+        null,
+        true,
+        true,
+        true,
+        false,
+      ]);
+    } finally {
+      await wire.close();
+    }
+  },
+);
+
+// The throwaway cluster (scripts/pg-throwaway.sh) asks these roles for their password each
+// its own way; on a server without those rules the test says so and checks nothing.
+const METHODS = [
+  ["proplab_scram", "scram-sha-256"],
+  ["proplab_md5", "md5"],
+  ["proplab_cleartext", "password"],
+] as const;
+
+Deno.test(
+  { ...PG, name: "the wire client logs in by SCRAM-SHA-256, md5 and password" },
+  async () => {
+    const rules = await tdb.db.query<{ role: string; method: string }>(
+      `select user_name[1] as role, auth_method as method from pg_hba_file_rules
+      where user_name[1] like 'proplab\\_%'`,
+    );
+    if (rules.length < METHODS.length) {
+      console.log("skipped: this server has no pg_hba rules for the password roles");
+      return;
+    }
+    const password = `pw-${crypto.randomUUID()}`;
+    for (const [role, method] of METHODS) {
+      assert.ok(rules.some((r) => r.role === role && r.method === method), role);
+      const encryption = method === "md5" ? "md5" : "scram-sha-256";
+      await tdb.db.exec(
+        `set password_encryption = '${encryption}';
+       do $$ begin create role ${role} login; exception when duplicate_object then null; end $$;
+       alter role ${role} password '${password}'; reset password_encryption;`,
+      );
+      const u = new URL(url!);
+      u.username = role;
+      u.password = password;
+      const wire = openWireConnection(wireTarget(u.toString())!, {
+        connectTimeoutMs: 2000,
+        params: {},
+      });
+      try {
+        assert.deepEqual(await wire.query("select current_user as who"), [{ who: role }], method);
+      } finally {
+        await wire.close();
+      }
+      u.password = "wrong-password";
+      const refused = openWireConnection(wireTarget(u.toString())!, {
+        connectTimeoutMs: 2000,
+        params: {},
+      });
+      await assert.rejects(refused.query("select 1"), { code: "28P01" }, method);
+      await refused.close();
+    }
+  },
+);
+
+Deno.test(
+  { ...PG, name: "a server that asks for a password the URL lacks: the gate uses the pool" },
+  async () => {
+    const rules = await tdb.db.query(
+      "select 1 from pg_hba_file_rules where user_name[1] = 'proplab_scram'",
+    );
+    if (!rules.length) {
+      console.log("skipped: this server has no pg_hba rule for proplab_scram");
+      return;
+    }
+    const password = `pw-${crypto.randomUUID()}`;
+    await tdb.db.exec(
+      `do $$ begin create role proplab_scram login; exception when duplicate_object then null;
+       end $$; alter role proplab_scram password '${password}';`,
+    );
+    const u = new URL(url!);
+    u.username = "proplab_scram";
+    // postgres.js reads PGPASSWORD when the pool is made; db/wire.ts reads only the URL, is
+    // asked for a password it does not have, and hands the gate's statements to the pool.
+    Deno.env.set("PGPASSWORD", password);
+    const db = openPostgres(u.toString(), { max: 1 });
+    Deno.env.delete("PGPASSWORD");
+    try {
+      // The pool's rows (postgres.js answers its own Array subclass).
+      const rows = await db.gateConnection!.query("select current_user as who");
+      assert.deepEqual([...rows], [{ who: "proplab_scram" }]);
+      assert.notEqual(rows.constructor, Array);
+      assert.deepEqual([...await db.gateConnection!.query("select 2 as n")], [{ n: 2 }]);
+    } finally {
+      await db.close();
+    }
+  },
+);
