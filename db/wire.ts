@@ -48,7 +48,7 @@ interface Pending {
 /** One open connection: statements are pipelined and answered in order. */
 class Connection {
   private buf = new Uint8Array(64 * 1024);
-  // Unread bytes are buf[start, len).
+  // Unread bytes are buf[readAt, len).
   private readAt = 0;
   private len = 0;
   private writing: Promise<void> = Promise.resolve();
@@ -73,7 +73,7 @@ class Connection {
       startup.cstr(k).cstr(v);
     }
     await this.write(startup.byte(0).end(0));
-    const scram = { nonce: "", first: "", salted: new Uint8Array() };
+    const scram = { nonce: "", authMessage: "", salted: new Uint8Array() };
     for (;;) {
       const [type, body] = await this.next();
       if (type === 0x45) throw errorOf(body);
@@ -83,14 +83,14 @@ class Connection {
       if (kind === 0) continue;
       await this.authenticate(kind, body.subarray(4), target, scram);
     }
-    this.loop();
+    void this.loop();
   }
 
   private async authenticate(
     kind: number,
     data: Uint8Array,
     target: WireTarget,
-    scram: { nonce: string; first: string; salted: Uint8Array },
+    scram: { nonce: string; authMessage: string; salted: Uint8Array },
   ): Promise<void> {
     const password = target.password;
     const needs = () => {
@@ -122,14 +122,14 @@ class Connection {
       const clientKey = createHmac("sha256", scram.salted).update("Client Key").digest();
       const storedKey = createHash("sha256").update(clientKey).digest();
       const withoutProof = `c=biws,r=${f.r}`;
-      scram.first = `n=*,r=${scram.nonce},${server},${withoutProof}`;
-      const signature = createHmac("sha256", storedKey).update(scram.first).digest();
+      scram.authMessage = `n=*,r=${scram.nonce},${server},${withoutProof}`;
+      const signature = createHmac("sha256", storedKey).update(scram.authMessage).digest();
       const proof = clientKey.map((b, i) => b ^ signature[i]);
       const final = `${withoutProof},p=${Buffer.from(proof).toString("base64")}`;
       await this.write(new Message().raw(encoder.encode(final)).end(0x70));
     } else if (kind === 12) {
       const serverKey = createHmac("sha256", scram.salted).update("Server Key").digest();
-      const expected = createHmac("sha256", serverKey).update(scram.first).digest();
+      const expected = createHmac("sha256", serverKey).update(scram.authMessage).digest();
       const got = Buffer.from(decoder.decode(data).replace(/^v=/, "").trim(), "base64");
       if (got.length !== expected.length || !timingSafeEqual(got, expected)) {
         throw new WireUnsupported("SCRAM: the server's signature does not match");
