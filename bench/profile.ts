@@ -1,7 +1,8 @@
 /**
  * Reads a V8 CPU profile (the `.cpuprofile` JSON that `deno run --cpu-prof` writes) and says
  * where the time went: how much was idle, the top functions by self and inclusive time, and
- * the share of the PostgreSQL driver, Deno's HTTP/Response internals, proplab, GC and the rest.
+ * the share of the PostgreSQL driver (postgres.js and db/wire*.ts), Deno's HTTP/Response
+ * internals, proplab, GC and the rest.
  */
 
 /** The parts of a `.cpuprofile` the summary reads (times in microseconds). */
@@ -51,6 +52,8 @@ export interface ProfileSummary {
 }
 
 const POSTGRES = /\/node_modules\/\.deno\/postgres@[^/]+\//;
+// proplab's own client for the request gate's statements counts as driver too.
+const OWN_DRIVER = /^db\/wire(_codec)?\.ts$/;
 const HTTP_FILES = /^(00_serve|20_headers|23_request|23_response)\.[jt]s$/;
 
 const fileOf = (url: string) => url.slice(url.lastIndexOf("/") + 1);
@@ -65,7 +68,9 @@ export function frameLabel(frame: ProfileNode["callFrame"]): string {
 export function frameGroup(frame: ProfileNode["callFrame"], root: string): Group | null {
   const { url, functionName } = frame;
   if (functionName === "(garbage collector)") return "gc";
-  if (POSTGRES.test(url)) return "postgres";
+  if (POSTGRES.test(url) || (url.startsWith(root) && OWN_DRIVER.test(url.slice(root.length)))) {
+    return "postgres";
+  }
   if (url.startsWith("ext:deno_http/") || HTTP_FILES.test(fileOf(url))) return "http";
   if (url.startsWith(root) && !url.startsWith(root + "node_modules/")) return "proplab";
   return null;

@@ -14,6 +14,8 @@ export interface Queryable {
   query<T = Row>(text: string, params?: readonly unknown[]): Promise<T[]>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(script: string): Promise<void>;
+  /** True when a statement reaches the socket as it is sent (db/gate.ts pads it otherwise). */
+  readonly writesAtOnce?: boolean;
 }
 
 /** The database handle built once in main and passed to everything that needs storage. */
@@ -198,6 +200,9 @@ function orPool(
 ): Queryable {
   let usePool = false;
   return {
+    get writesAtOnce() {
+      return !usePool;
+    },
     async query<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
       if (usePool) return await pool.query<T>(text, params);
       try {

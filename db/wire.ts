@@ -354,6 +354,7 @@ export function openWireConnection(target: WireTarget, opts: WireOptions): WireC
     return opening;
   };
   return {
+    writesAtOnce: true,
     query<T>(text: string, params: readonly unknown[] = []): Promise<T[]> {
       const c = !ended && live && !live.isClosed ? live : null;
       if (c) return c.query(text, params) as Promise<T[]>;

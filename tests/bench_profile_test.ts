@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type CpuProfile,
   formatProfileSummary,
+  frameGroup,
   type ProfileNode,
   summarizeProfile,
 } from "../bench/profile.ts";
@@ -74,6 +75,14 @@ Deno.test("summarizeProfile() counts native frames for the group of their caller
   const s = summarizeProfile(PROFILE, { root: ROOT });
   // writeBuffer (3) goes to the driver that called it; serve has no self time.
   assert.deepEqual(s.groups, { postgres: 50, http: 10, proplab: 20, gc: 10, other: 10 });
+});
+
+Deno.test("frameGroup() counts the gate's own client (db/wire*.ts) as driver", () => {
+  const frame = (url: string) => ({ functionName: "f", url, lineNumber: 0 });
+  assert.equal(frameGroup(frame("file:///repo/db/wire.ts"), ROOT), "postgres");
+  assert.equal(frameGroup(frame("file:///repo/db/wire_codec.ts"), ROOT), "postgres");
+  assert.equal(frameGroup(frame("file:///repo/db/gate.ts"), ROOT), "proplab");
+  assert.equal(frameGroup(frame("file:///elsewhere/db/wire.ts"), ROOT), null);
 });
 
 Deno.test("summarizeProfile() counts a recursive function once per sample", () => {

@@ -80,6 +80,10 @@ const tdb = await openTestDb();
 const url = tdb.url;
 const PG = { ...DB_TEST, ignore: !ON_POSTGRES };
 
+async function waitUntil(ok: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200 && !await ok(); i++) await new Promise((r) => setTimeout(r, 10));
+}
+
 // Its own connection to this file's database, with a name to find its backend by.
 function wireFor(u: string, appName = "proplab-wire-test") {
   return openWireConnection(wireTarget(u)!, {
@@ -147,14 +151,24 @@ Deno.test({ ...PG, name: "the wire client rejects a bad statement and goes on" }
 });
 
 Deno.test({ ...PG, name: "the wire client reports a lost connection and reconnects" }, async () => {
-  const wire = wireFor(url!, "proplab-wire-lost");
+  const appName = `proplab-wire-lost-${crypto.randomUUID()}`;
+  const wire = wireFor(url!, appName);
   try {
     assert.deepEqual(await wire.query("select 1 as n"), [{ n: 1 }]);
+    // A statement under way when its backend is terminated fails as "unavailable".
+    const sleeping = assert.rejects(wire.query("select pg_sleep(10)"), (err) => isUnavailable(err));
+    await waitUntil(async () =>
+      (await tdb.db.query(
+        "select 1 from pg_stat_activity where application_name = $1 and state = 'active'",
+        [appName],
+      )).length === 1
+    );
     await tdb.db.query(
       "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
-      ["proplab-wire-lost"],
+      [appName],
     );
-    await assert.rejects(wire.query("select 2 as n"), (err) => isUnavailable(err));
+    await sleeping;
+    // The next one connects again.
     assert.deepEqual(await wire.query("select 3 as n"), [{ n: 3 }]);
   } finally {
     await wire.close();
@@ -222,53 +236,72 @@ Deno.test(
   },
 );
 
-// The throwaway cluster (scripts/pg-throwaway.sh) asks these roles for their password each
-// its own way; on a server without those rules the test says so and checks nothing.
+// The throwaway cluster (scripts/pg-throwaway.sh) asks members of these groups for their
+// password, each group its own way. Each test makes roles of its own (test files may run at
+// once on one server) and drops them; on a server without those rules it checks nothing.
 const METHODS = [
-  ["proplab_scram", "scram-sha-256"],
-  ["proplab_md5", "md5"],
-  ["proplab_cleartext", "password"],
+  ["proplab_scram_users", "scram-sha-256"],
+  ["proplab_md5_users", "md5"],
+  ["proplab_password_users", "password"],
 ] as const;
+
+async function passwordRules(): Promise<Map<string, string>> {
+  const rows = await tdb.db.query<{ grp: string; method: string }>(
+    `select substr(user_name[1], 2) as grp, auth_method as method from pg_hba_file_rules
+      where user_name[1] like '+proplab\\_%'`,
+  );
+  return new Map(rows.map((r) => [r.grp, r.method]));
+}
+
+/** A new login role in `group` with `password`, stored as the method needs it. */
+async function roleIn(group: string, method: string, password: string): Promise<string> {
+  const role = `proplab_t_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  await tdb.db.exec(
+    `set password_encryption = '${method === "md5" ? "md5" : "scram-sha-256"}';
+     create role ${role} login password '${password}' in role ${group};
+     reset password_encryption;`,
+  );
+  return role;
+}
+
+const urlAs = (role: string, password: string) => {
+  const u = new URL(url!);
+  u.username = role;
+  u.password = password;
+  return u.toString();
+};
 
 Deno.test(
   { ...PG, name: "the wire client logs in by SCRAM-SHA-256, md5 and password" },
   async () => {
-    const rules = await tdb.db.query<{ role: string; method: string }>(
-      `select user_name[1] as role, auth_method as method from pg_hba_file_rules
-      where user_name[1] like 'proplab\\_%'`,
-    );
-    if (rules.length < METHODS.length) {
-      console.log("skipped: this server has no pg_hba rules for the password roles");
+    const rules = await passwordRules();
+    if (rules.size === 0) {
+      console.log("skipped: this server has no pg_hba rules for the password groups");
       return;
     }
-    const password = `pw-${crypto.randomUUID()}`;
-    for (const [role, method] of METHODS) {
-      assert.ok(rules.some((r) => r.role === role && r.method === method), role);
-      const encryption = method === "md5" ? "md5" : "scram-sha-256";
-      await tdb.db.exec(
-        `set password_encryption = '${encryption}';
-       do $$ begin create role ${role} login; exception when duplicate_object then null; end $$;
-       alter role ${role} password '${password}'; reset password_encryption;`,
-      );
-      const u = new URL(url!);
-      u.username = role;
-      u.password = password;
-      const wire = openWireConnection(wireTarget(u.toString())!, {
-        connectTimeoutMs: 2000,
-        params: {},
-      });
+    for (const [group, method] of METHODS) {
+      assert.equal(rules.get(group), method, group);
+      const password = `pw-${crypto.randomUUID()}`;
+      const role = await roleIn(group, method, password);
       try {
-        assert.deepEqual(await wire.query("select current_user as who"), [{ who: role }], method);
+        const wire = openWireConnection(wireTarget(urlAs(role, password))!, {
+          connectTimeoutMs: 2000,
+          params: {},
+        });
+        try {
+          assert.deepEqual(await wire.query("select current_user as who"), [{ who: role }], method);
+        } finally {
+          await wire.close();
+        }
+        const refused = openWireConnection(wireTarget(urlAs(role, "wrong-password"))!, {
+          connectTimeoutMs: 2000,
+          params: {},
+        });
+        await assert.rejects(refused.query("select 1"), { code: "28P01" }, method);
+        await refused.close();
       } finally {
-        await wire.close();
+        await tdb.db.exec(`drop role ${role}`);
       }
-      u.password = "wrong-password";
-      const refused = openWireConnection(wireTarget(u.toString())!, {
-        connectTimeoutMs: 2000,
-        params: {},
-      });
-      await assert.rejects(refused.query("select 1"), { code: "28P01" }, method);
-      await refused.close();
     }
   },
 );
@@ -276,33 +309,27 @@ Deno.test(
 Deno.test(
   { ...PG, name: "a server that asks for a password the URL lacks: the gate uses the pool" },
   async () => {
-    const rules = await tdb.db.query(
-      "select 1 from pg_hba_file_rules where user_name[1] = 'proplab_scram'",
-    );
-    if (!rules.length) {
-      console.log("skipped: this server has no pg_hba rule for proplab_scram");
+    if (!(await passwordRules()).has("proplab_scram_users")) {
+      console.log("skipped: this server has no pg_hba rule for proplab_scram_users");
       return;
     }
     const password = `pw-${crypto.randomUUID()}`;
-    await tdb.db.exec(
-      `do $$ begin create role proplab_scram login; exception when duplicate_object then null;
-       end $$; alter role proplab_scram password '${password}';`,
-    );
-    const u = new URL(url!);
-    u.username = "proplab_scram";
+    const role = await roleIn("proplab_scram_users", "scram-sha-256", password);
     // postgres.js reads PGPASSWORD when the pool is made; db/wire.ts reads only the URL, is
     // asked for a password it does not have, and hands the gate's statements to the pool.
     Deno.env.set("PGPASSWORD", password);
-    const db = openPostgres(u.toString(), { max: 1 });
+    const db = openPostgres(urlAs(role, ""), { max: 1 });
     Deno.env.delete("PGPASSWORD");
     try {
       // The pool's rows (postgres.js answers its own Array subclass).
       const rows = await db.gateConnection!.query("select current_user as who");
-      assert.deepEqual([...rows], [{ who: "proplab_scram" }]);
+      assert.deepEqual([...rows], [{ who: role }]);
       assert.notEqual(rows.constructor, Array);
+      assert.equal(db.gateConnection!.writesAtOnce, false);
       assert.deepEqual([...await db.gateConnection!.query("select 2 as n")], [{ n: 2 }]);
     } finally {
       await db.close();
+      await tdb.db.exec(`drop role ${role}`);
     }
   },
 );
