@@ -110,8 +110,6 @@ export interface PostgresOptions {
   connectTimeoutSeconds?: number;
   /** Called once when the database stops answering and once when it answers again. */
   onAvailability?: (up: boolean, err?: unknown) => void;
-  /** The request gate's client: db/wire.ts when the URL allows (the default), or the pool. */
-  gateClient?: "wire" | "postgres.js";
 }
 
 // Every statement here is a short lookup or update by key, prepared once per connection.
@@ -155,7 +153,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
     exec: (script: string) => track(q.unsafe(script).then(() => {})),
   });
   const pool = wrap(sql);
-  const target = opts.gateClient === "postgres.js" ? null : wireTarget(url);
+  const target = wireTarget(url);
   const wire = target &&
     openWireConnection(target, {
       connectTimeoutMs: (opts.connectTimeoutSeconds ?? 2) * 1000,
@@ -191,7 +189,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
 /**
  * The gate's own connection, tracked like the pool, until the server turns its way of
  * connecting down (an authentication method or option db/wire.ts does not speak): from then
- * on the pool, which may (a password from PGPASSWORD, say).
+ * on the pool, which may still get in (with a password from PGPASSWORD, say).
  */
 function orPool(
   wire: WireConnection,
