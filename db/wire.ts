@@ -183,16 +183,11 @@ class Connection {
 
   close(): void {
     if (this.closed) return;
-    this.closed = true;
-    try {
-      this.conn.write(new Message().end(0x58)).catch(() => {});
-      this.conn.close();
-    } catch {
-      // already closed
-    }
+    this.conn.write(new Message().end(0x58)).catch(() => {}); // Terminate
     this.fail(new DbUnavailableError("gate connection closed"));
   }
 
+  // Closes the socket and rejects every statement still waiting.
   private fail(err: unknown): void {
     const mapped = err instanceof WireError || err instanceof DbUnavailableError
       ? err

@@ -97,23 +97,7 @@ export async function retryUntilFinal(
   }
 }
 
-/** Resolves after `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls until `check` resolves true; fails after `timeoutMs` with `what`. */
-export async function waitUntil(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
+export { sleep, waitUntil } from "../tests/support/wait.ts";
 
 /** Lines of a child's output that mean it crashed or leaked a rejection. */
 export function crashLines(p: ServerProcess): string[] {

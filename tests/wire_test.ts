@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { ON_POSTGRES, openTestDb } from "./support/db.ts";
 import { DB_TEST } from "./support/assert.ts";
 import { createApiKey, createUser } from "./support/fixtures.ts";
+import { freePort } from "./support/process.ts";
+import { waitUntil } from "./support/wait.ts";
 import { isUnavailable, openPostgres, type Queryable } from "../db/client.ts";
 import { openWireConnection, type WireTarget, wireTarget } from "../db/wire.ts";
 import { decoderFor, encodeParam, parseArrayText } from "../db/wire_codec.ts";
@@ -79,10 +81,6 @@ Deno.test("parseArrayText() and decoderFor() read what PostgreSQL writes", () =>
 const tdb = await openTestDb();
 const url = tdb.url;
 const PG = { ...DB_TEST, ignore: !ON_POSTGRES };
-
-async function waitUntil(ok: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200 && !await ok(); i++) await new Promise((r) => setTimeout(r, 10));
-}
 
 // Its own connection to this file's database, with a name to find its backend by.
 function wireFor(u: string, appName = "proplab-wire-test") {
@@ -157,12 +155,11 @@ Deno.test({ ...PG, name: "the wire client reports a lost connection and reconnec
     assert.deepEqual(await wire.query("select 1 as n"), [{ n: 1 }]);
     // A statement under way when its backend is terminated fails as "unavailable".
     const sleeping = assert.rejects(wire.query("select pg_sleep(10)"), (err) => isUnavailable(err));
-    await waitUntil(async () =>
+    await waitUntil("the sleeping statement to run", async () =>
       (await tdb.db.query(
         "select 1 from pg_stat_activity where application_name = $1 and state = 'active'",
         [appName],
-      )).length === 1
-    );
+      )).length === 1);
     await tdb.db.query(
       "select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1",
       [appName],
@@ -179,10 +176,7 @@ Deno.test({ ...PG, name: "the wire client reports a lost connection and reconnec
 Deno.test(
   { ...PG, name: "nothing listens: the wire client's error means unavailable" },
   async () => {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = listener.addr.port;
-    listener.close();
-    const target: WireTarget = { ...wireTarget(url!)!, port };
+    const target: WireTarget = { ...wireTarget(url!)!, port: freePort() };
     const wire = openWireConnection(target, { connectTimeoutMs: 1000, params: {} });
     await assert.rejects(wire.query("select 1"), (err) => isUnavailable(err));
     await wire.close();
