@@ -97,6 +97,7 @@ export async function retryUntilFinal(
   }
 }
 
+import { sleep } from "../tests/support/wait.ts";
 export { sleep, waitUntil } from "../tests/support/wait.ts";
 
 /** Lines of a child's output that mean it crashed or leaked a rejection. */
