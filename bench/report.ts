@@ -4,6 +4,14 @@
  */
 import type { PairedResult, WrkResult } from "./wrk.ts";
 
+/**
+ * Rows of a bare Deno.serve giving scenario 1's and scenario 3's own answer (bench/bare.ts
+ * with a captured answer): what Deno alone costs for that answer, the most those scenarios
+ * could reach.
+ */
+export const CEILING_1 = "c1. bare Deno.serve giving 1's answer";
+export const CEILING_3 = "c3. bare Deno.serve giving 3's answer";
+
 /** A scenario's id: its name up to the first "." or space ("1b. API key…" → "1b"). */
 export const scenarioId = (name: string) => name.split(/[. ]/)[0];
 
@@ -101,4 +109,28 @@ export function formatTargets(rows: Row[], x: Extra): string[] {
     }],
   ];
   return targets.map(([label, run, measured]) => `${label}: ${run ? measured() : "not run"}`);
+}
+
+/**
+ * For each ceiling row measured: its ratio, and the share of it its scenario reached. Ceiling
+ * rows are paired, so their ratio does not need the bare row.
+ */
+export function formatCeilings(rows: Row[]): string[] {
+  const bare = rows.find((r) => scenarioId(r.name) === "bare")?.result;
+  const out: string[] = [];
+  for (const ceiling of rows.filter((r) => /^c\d/.test(scenarioId(r.name)))) {
+    const id = scenarioId(ceiling.name).slice(1);
+    const scenario = rows.find((r) => scenarioId(r.name) === id);
+    const top = ratioOf(ceiling.result, bare);
+    const reached = scenario ? ratioOf(scenario.result, bare) / top : NaN;
+    out.push(
+      `Ceiling of ${id}: a bare Deno.serve giving the same answer runs at ${
+        (top * 100).toFixed(0)
+      }% of bare` +
+        (Number.isFinite(reached)
+          ? `; scenario ${id} reaches ${(reached * 100).toFixed(0)}% of that`
+          : ""),
+    );
+  }
+  return out;
 }

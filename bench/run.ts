@@ -18,7 +18,10 @@ import {
   type WrkResult,
 } from "./wrk.ts";
 import {
+  CEILING_1,
+  CEILING_3,
   type Extra,
+  formatCeilings,
   formatTable,
   formatTargets,
   isPaired,
@@ -86,6 +89,7 @@ async function spawn(
   env: Record<string, string>,
   probe: string,
   headers: Record<string, string> = {},
+  readyStatus = 200,
 ): Promise<Proc> {
   const port = freePort();
   const started = performance.now();
@@ -104,12 +108,14 @@ async function spawn(
     try {
       const res = await fetch(base + probe, { headers });
       await res.body?.cancel();
-      if (res.ok) return { base, child, coldMs: performance.now() - started, stop };
+      if (res.status === readyStatus) {
+        return { base, child, coldMs: performance.now() - started, stop };
+      }
     } catch { /* not listening yet */ }
     await new Promise((r) => setTimeout(r, 2));
   }
   await stop();
-  throw new Error(`${base}${probe} did not answer 200`);
+  throw new Error(`${base}${probe} did not answer ${readyStatus}`);
 }
 
 /**
@@ -152,9 +158,37 @@ async function measureAgainst(
   return r;
 }
 
-/** Measures scenario `name` with `run` and adds it to `rows`, unless BENCH_ONLY leaves it out. */
+/**
+ * Measures scenario `name` with `run` and adds it to `rows`, unless BENCH_ONLY leaves it out
+ * (a ceiling row, "c1", runs with its scenario, "1").
+ */
 async function measure(rows: Row[], name: string, run: () => Promise<WrkResult>) {
-  if (selected(scenarioId(name))) rows.push({ name, result: await run() });
+  if (selected(scenarioId(name).replace(/^c(?=\d)/, ""))) rows.push({ name, result: await run() });
+}
+
+/** Writes the answer `url` gives now to a temp file for bench/bare.ts (Date and length aside). */
+async function captureAnswer(url: string, headers: Record<string, string>): Promise<string> {
+  const res = await fetch(url, { headers });
+  const body = await res.text();
+  const kept = [...res.headers].filter(([k]) => k !== "date" && k !== "content-length");
+  const file = await Deno.makeTempFile({ prefix: "proplab-answer-", suffix: ".json" });
+  await Deno.writeTextFile(file, JSON.stringify({ status: res.status, headers: kept, body }));
+  return file;
+}
+
+/**
+ * The ceiling of a scenario: a bare Deno.serve giving the answer captured in `file`, paired
+ * with bare rounds like the scenario. Deletes the file.
+ */
+async function replayed(file: string, bareUrl: string): Promise<WrkResult> {
+  const { status } = JSON.parse(await Deno.readTextFile(file));
+  const replay = await spawn(["run", "-A", "bench/bare.ts", "$PORT", file], {}, "/", {}, status);
+  try {
+    return await measureAgainst(replay.base + "/", {}, bareUrl);
+  } finally {
+    await replay.stop();
+    await Deno.remove(file);
+  }
 }
 
 /** 20 logins per second (scrypt on the server) for as long as `during` runs. */
@@ -231,9 +265,15 @@ async function postgresScenarios(
   const today = p.base + TODAY;
   const hotKey = { headers: { "X-API-Key": s.hotKey } };
   const script = await Deno.makeTempFile({ suffix: ".lua" });
+  let refusal = "";
   try {
     await Deno.writeTextFile(script, rotatingKeysScript(s.keys));
     await measure(rows, "1. API key, 1 hot user", () => wrk(today, hotKey));
+    await measure(
+      rows,
+      CEILING_1,
+      async () => replayed(await captureAnswer(today, { "x-api-key": s.hotKey }), bareUrl),
+    );
     await measure(rows, "1b. API key, 1,000 users", () => wrk(today, { script }));
     await measure(rows, "2. access token (JWT), 1 hot user", async () => {
       const token = await accessToken(p.base, s.hot.email, s.hot.password);
@@ -249,10 +289,12 @@ async function postgresScenarios(
     await measure(rows, "3. 429-heavy (1 user, 10/min)", async () => {
       await upsertSetting(db, "ratelimit.sharp.perMinute", 10, "bench");
       await until429(today, s.hotKey);
+      refusal = await captureAnswer(today, { "x-api-key": s.hotKey });
       const result = await wrk(today, hotKey);
       await upsertSetting(db, "ratelimit.sharp.perMinute", 1_000_000_000, "bench");
       return result;
     });
+    if (refusal) await measure(rows, CEILING_3, () => replayed(refusal, bareUrl));
   } finally {
     await Deno.remove(script);
     await p.stop();
@@ -363,6 +405,8 @@ if (import.meta.main) {
     console.log(formatTable(rows).join("\n"));
     console.log();
     console.log(formatTargets(rows, x).join("\n"));
+    const ceilings = formatCeilings(rows);
+    if (ceilings.length) console.log(["", ...ceilings].join("\n"));
     if (profile.length) console.log();
     for (const line of profile) console.log(line);
   } finally {

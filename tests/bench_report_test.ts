@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { type Extra, formatTable, formatTargets, type Row } from "../bench/report.ts";
+import {
+  CEILING_1,
+  CEILING_3,
+  type Extra,
+  formatCeilings,
+  formatTable,
+  formatTargets,
+  type Row,
+} from "../bench/report.ts";
 import type { WrkResult } from "../bench/wrk.ts";
 
 const alone = (rps: number, p99Ms = 5): WrkResult => ({ rps, p50Ms: 1, p99Ms, non2xx: 0 });
@@ -92,5 +100,20 @@ Deno.test("formatTargets(): the RSS limit, shed logins and scenarios that did no
     true,
     true,
     true,
+  ]);
+});
+
+Deno.test("formatCeilings(): each ceiling's ratio and the share of it its scenario reached", () => {
+  const run = rows({ "1": 27, "1b": 17, "2": 34, "3": 25, "4": 14 });
+  assert.deepEqual(formatCeilings(run), [], "no ceiling rows, no lines");
+  run.push({ name: CEILING_1, result: paired(54_000, 100_000) });
+  run.push({ name: CEILING_3, result: paired(50_000, 100_000) });
+  assert.deepEqual(formatCeilings(run), [
+    "Ceiling of 1: a bare Deno.serve giving the same answer runs at 54% of bare; scenario 1 reaches 50% of that",
+    "Ceiling of 3: a bare Deno.serve giving the same answer runs at 50% of bare; scenario 3 reaches 50% of that",
+  ]);
+  const lone = [{ name: CEILING_3, result: paired(50_000, 100_000) }];
+  assert.deepEqual(formatCeilings(lone), [
+    "Ceiling of 3: a bare Deno.serve giving the same answer runs at 50% of bare",
   ]);
 });
