@@ -118,8 +118,28 @@ export interface PostgresOptions {
 const CONNECTION_PARAMS = { application_name: "proplab", plan_cache_mode: "force_generic_plan" };
 
 /** Opens a pooled PostgreSQL connection (lazy: nothing connects until the first query). */
+/**
+ * A libpq-style unix socket URL (`postgres://user@localhost/db?host=/run/postgresql`) in the
+ * form postgres.js takes: it would send `host` to the server as a setting (42704) and connect
+ * over TCP; the socket is its `path` option.
+ */
+export function socketOption(url: string): { url: string; path?: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { url };
+  }
+  const dir = u.searchParams.get("host");
+  if (!dir?.startsWith("/")) return { url };
+  u.searchParams.delete("host");
+  return { url: u.href, path: `${dir}/.s.PGSQL.${u.port || 5432}` };
+}
+
 export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
-  const sql = postgres(url, {
+  const socket = socketOption(url);
+  const sql = postgres(socket.url, {
+    ...(socket.path ? { path: socket.path } : {}),
     max: opts.max ?? 10,
     connect_timeout: opts.connectTimeoutSeconds ?? 2,
     idle_timeout: 60,
