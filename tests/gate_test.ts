@@ -153,3 +153,52 @@ Deno.test(
     assert.equal(after.versions.picks, before.versions.picks + 1);
   },
 );
+
+Deno.test(
+  {
+    ...DB_TEST,
+    name: "gate_lookup() finds credentials by index, whatever the planner's statistics",
+  },
+  async () => {
+    await tdb.reset();
+    const keys: string[] = [];
+    for (let i = 0; i < 30; i++) keys.push((await sharpKey()).hash);
+    const ops = hashSecret(await createOpsToken(tdb.db, ["ops:read"]));
+    // pg_stat_xact_user_tables: this backend's scans not yet reported, read before and after
+    // the call within one transaction (so on one connection).
+    const scans = await tdb.db.transaction(async (tx) => {
+      const count = () =>
+        tx.query<{ relname: string; seq_scan: number; idx_scan: number; fetched: number }>(
+          `select relname, seq_scan::int, idx_scan::int, idx_tup_fetch::int as fetched
+             from pg_stat_xact_user_tables
+            where relname in ('api_keys', 'users', 'sessions', 'ops_tokens') order by relname`,
+        );
+      const before = await count();
+      await tx.query(
+        "select * from gate_lookup($1::text[], $2::uuid[], $3::text[], $4::timestamptz)",
+        [keys.slice(0, 3), [crypto.randomUUID()], [ops], new Date(NOW).toISOString()],
+      );
+      return (await count()).map((s, i) => ({
+        relname: s.relname,
+        seq_scan: s.seq_scan - before[i].seq_scan,
+        idx_scan: s.idx_scan - before[i].idx_scan,
+        fetched: s.fetched - before[i].fetched,
+      }));
+    });
+    assert.deepEqual(scans.map((s) => [s.relname, s.seq_scan]), [
+      ["api_keys", 0],
+      ["ops_tokens", 0],
+      ["sessions", 0],
+      ["users", 0],
+    ]);
+    // Probes, not whole-index walks: only the rows asked for are read (3 keys and their
+    // users, 1 ops token; the session does not exist).
+    assert.deepEqual(scans.map((s) => [s.relname, s.fetched]), [
+      ["api_keys", 3],
+      ["ops_tokens", 1],
+      ["sessions", 0],
+      ["users", 3],
+    ]);
+    for (const s of scans) assert.ok(s.idx_scan > 0, `${s.relname}: no index scan`);
+  },
+);
