@@ -117,7 +117,6 @@ export interface PostgresOptions {
 // parameter set): 40 % of the request gate's statement time, measured.
 const CONNECTION_PARAMS = { application_name: "proplab", plan_cache_mode: "force_generic_plan" };
 
-/** Opens a pooled PostgreSQL connection (lazy: nothing connects until the first query). */
 /**
  * A libpq-style unix socket URL (`postgres://user@localhost/db?host=/run/postgresql`) in the
  * form postgres.js takes: it would send `host` to the server as a setting (42704) and connect
@@ -136,6 +135,7 @@ export function socketOption(url: string): { url: string; path?: string } {
   return { url: u.href, path: `${dir}/.s.PGSQL.${u.port || 5432}` };
 }
 
+/** Opens a pooled PostgreSQL connection (lazy: nothing connects until the first query). */
 export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
   const socket = socketOption(url);
   const sql = postgres(socket.url, {
