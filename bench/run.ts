@@ -166,22 +166,27 @@ async function measure(rows: Row[], name: string, run: () => Promise<WrkResult>)
   if (selected(scenarioId(name).replace(/^c(?=\d)/, ""))) rows.push({ name, result: await run() });
 }
 
+/** An answer written to a temp file for bench/bare.ts, and its status. */
+interface Captured {
+  file: string;
+  status: number;
+}
+
 /** Writes the answer `url` gives now to a temp file for bench/bare.ts (Date and length aside). */
-async function captureAnswer(url: string, headers: Record<string, string>): Promise<string> {
+async function captureAnswer(url: string, headers: Record<string, string>): Promise<Captured> {
   const res = await fetch(url, { headers });
   const body = await res.text();
   const kept = [...res.headers].filter(([k]) => k !== "date" && k !== "content-length");
   const file = await Deno.makeTempFile({ prefix: "proplab-answer-", suffix: ".json" });
   await Deno.writeTextFile(file, JSON.stringify({ status: res.status, headers: kept, body }));
-  return file;
+  return { file, status: res.status };
 }
 
 /**
- * The ceiling of a scenario: a bare Deno.serve giving the answer captured in `file`, paired
- * with bare rounds like the scenario. Deletes the file.
+ * The ceiling of a scenario: a bare Deno.serve giving the captured answer, paired with bare
+ * rounds like the scenario. Deletes the answer's file.
  */
-async function replayed(file: string, bareUrl: string): Promise<WrkResult> {
-  const { status } = JSON.parse(await Deno.readTextFile(file));
+async function replayed({ file, status }: Captured, bareUrl: string): Promise<WrkResult> {
   const replay = await spawn(["run", "-A", "bench/bare.ts", "$PORT", file], {}, "/", {}, status);
   try {
     return await measureAgainst(replay.base + "/", {}, bareUrl);
@@ -265,14 +270,14 @@ async function postgresScenarios(
   const today = p.base + TODAY;
   const hotKey = { headers: { "X-API-Key": s.hotKey } };
   const script = await Deno.makeTempFile({ suffix: ".lua" });
-  let refusal = "";
+  let refusal: Captured | null = null;
   try {
     await Deno.writeTextFile(script, rotatingKeysScript(s.keys));
     await measure(rows, "1. API key, 1 hot user", () => wrk(today, hotKey));
     await measure(
       rows,
       CEILING_1,
-      async () => replayed(await captureAnswer(today, { "x-api-key": s.hotKey }), bareUrl),
+      async () => replayed(await captureAnswer(today, hotKey.headers), bareUrl),
     );
     await measure(rows, "1b. API key, 1,000 users", () => wrk(today, { script }));
     await measure(rows, "2. access token (JWT), 1 hot user", async () => {
@@ -289,12 +294,13 @@ async function postgresScenarios(
     await measure(rows, "3. 429-heavy (1 user, 10/min)", async () => {
       await upsertSetting(db, "ratelimit.sharp.perMinute", 10, "bench");
       await until429(today, s.hotKey);
-      refusal = await captureAnswer(today, { "x-api-key": s.hotKey });
+      refusal = await captureAnswer(today, hotKey.headers);
       const result = await wrk(today, hotKey);
       await upsertSetting(db, "ratelimit.sharp.perMinute", 1_000_000_000, "bench");
       return result;
     });
-    if (refusal) await measure(rows, CEILING_3, () => replayed(refusal, bareUrl));
+    const captured = refusal;
+    if (captured) await measure(rows, CEILING_3, () => replayed(captured, bareUrl));
   } finally {
     await Deno.remove(script);
     await p.stop();
