@@ -3,7 +3,7 @@
  * bits in base62 and a CRC32 checksum suffix, so a mistyped or truncated secret is refused
  * before any database lookup (the GitHub token format). Stored only as SHA-256.
  */
-import { createHash } from "node:crypto";
+import { sha256Hex } from "./sha256.ts";
 
 /** The prefix of each kind of secret. */
 export const PREFIX = { apiKey: "npl_", opsToken: "nplops_", refresh: "nplrt_" } as const;
@@ -75,7 +75,7 @@ export function isWellFormedSecret(raw: string, prefix: SecretPrefix): boolean {
 
 /** The SHA-256 of a secret, hex: the only form a secret is stored in. */
 export function hashSecret(raw: string): string {
-  return createHash("sha256").update(raw).digest("hex");
+  return sha256Hex(raw);
 }
 
 /** What listings show of a secret: its prefix and the first six characters. */
