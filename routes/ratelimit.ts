@@ -2,7 +2,6 @@
  * Rate limits in the request path: the `Deps.rateLimit` hook (data and ops classes), the
  * login check the login handler calls with the email, and the background pruning timer.
  */
-import { createHash } from "node:crypto";
 import { ApiError } from "../lib/problem.ts";
 import {
   closestToExhaustion,
@@ -16,6 +15,7 @@ import {
 import { type CredentialRef, type Principal, StalePrincipal } from "../lib/policy.ts";
 import type { Gate } from "./gate.ts";
 import { createLeaseBook } from "../lib/lease.ts";
+import { sha256Hex } from "../lib/sha256.ts";
 import type { Logger } from "../lib/log.ts";
 import { errorFields } from "../lib/log.ts";
 import { type Db, isUnavailable, type Queryable } from "../db/client.ts";
@@ -87,7 +87,7 @@ export function loginCharges(email: string, clientIp: string, settings: Settings
   // combining marks: JS lowercases "İ" to "i" + a dot that the database's lower() drops, so
   // "alİce@…" would otherwise count apart from "alice@…" while logging into the same account.
   const folded = email.trim().toLowerCase().normalize("NFKD").replace(/\p{M}/gu, "");
-  const pair = createHash("sha256").update(`${folded}\n${clientIp}`).digest("hex");
+  const pair = sha256Hex(`${folded}\n${clientIp}`);
   return [
     {
       key: `login-email-ip:${pair}`,
