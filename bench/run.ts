@@ -13,6 +13,7 @@ import {
   medianWrk,
   type PairedResult,
   pairedWrk,
+  ROUND_WARMUP_SECONDS,
   runWrk,
   type WrkOptions,
   type WrkResult,
@@ -401,8 +402,9 @@ if (import.meta.main) {
       await bare.stop();
     }
     console.log(
-      `\nwrk -t2 -c50 -d${SECONDS}s; each scenario: 3 rounds of bare then scenario back to ` +
-        `back, the round with the median ratio shown (6: median of 3, no pairing); ` +
+      `\nwrk -t2 -c50 -d${SECONDS}s; each scenario: 3 rounds of ${ROUND_WARMUP_SECONDS} s ` +
+        `uncounted, then scenario and bare back to back, the round with the median ratio ` +
+        `shown (6: median of 3, no pairing); ` +
         `${navigator.hardwareConcurrency} cores; ` +
         `Deno ${Deno.version.deno}; PostgreSQL: ${facts}\n` +
         `V8 flags: embedded ${flagsText("start")} (deno task start), ` +
