@@ -53,8 +53,11 @@ function hex(bytes: ArrayBuffer): string {
   return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Hex SHA-256 of `data`. */
-export async function sha256Hex(data: Uint8Array | string): Promise<string> {
+/**
+ * Hex SHA-256 of `data` by Web Crypto, which leaves the event loop for large bodies
+ * (lib/sha256.ts is the synchronous one, for short strings on the request path).
+ */
+async function digestHex(data: Uint8Array | string): Promise<string> {
   const bytes = typeof data === "string" ? enc.encode(data) : data;
   return hex(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
 }
@@ -65,7 +68,7 @@ export async function requestFingerprint(
   path: string,
   body: Uint8Array,
 ): Promise<string> {
-  return `${method} ${path} ${await sha256Hex(body)}`;
+  return `${method} ${path} ${await digestHex(body)}`;
 }
 
 const HKDF_SALT = enc.encode("proplab/idempotency/v1");
@@ -110,7 +113,7 @@ export async function deriveKeyMaterial(rawKey: string, scope: string): Promise<
     ["sign"],
   );
   return {
-    keyHash: await sha256Hex(rawKey),
+    keyHash: await digestHex(rawKey),
     tag: async (fingerprint) => hex(await crypto.subtle.sign("HMAC", mac, enc.encode(fingerprint))),
     async seal(plain, aad) {
       const iv = crypto.getRandomValues(new Uint8Array(12));
