@@ -9,8 +9,9 @@
  * position ever holds more than its quota, across instances. What it can cost: units still
  * unused when the slot ends stay counted until they leave the window (never refunded), so a
  * user may be refused early by at most that much. It is bounded by asking only for what the
- * last second's rate needs for the rest of the slot, and nothing at all unless every window
- * has LEASE_MIN_ROOM left: near the limit, charging is per request again.
+ * last second's rate needs for the rest of the slot (with a margin for the rate's variance),
+ * never more than LEASE_ROOM_SHARE of the room, and nothing at all unless every window has
+ * LEASE_MIN_ROOM left: near the limit, charging is per request again.
  */
 import { type Policy, roll, slotMs, SLOTS, used, type WindowState } from "./ratelimit.ts";
 
@@ -115,15 +116,21 @@ export function createLeaseBook(max = 10_000): LeaseBook {
       if (room < LEASE_MIN_ROOM) return 0;
       const rate = Math.max(e.seenNow, e.seenBefore);
       const msLeft = Math.min(...policies.map((p) => slotMs(p) - (nowMs % slotMs(p))));
-      const wanted = Math.ceil((rate * msLeft) / 1000);
+      // Arrivals vary from second to second: two standard deviations more than the rate
+      // expects (Poisson), so that a lease seldom runs out early and costs a second charge.
+      const expected = (rate * msLeft) / 1000;
+      const wanted = Math.ceil(expected + 2 * Math.sqrt(expected));
       return Math.max(0, Math.min(wanted, Math.floor(room * LEASE_ROOM_SHARE)));
     },
     grant(sig, policies, states, leased) {
       const e = entry(sig);
       if (leased > 0) {
+        // A second lease of the same slot (asked while the first was on its way): both are
+        // charged, so both are usable.
+        const end = leaseEndMs(policies, states);
+        e.left = end === e.validUntilMs ? e.left + leased : leased;
         e.states = states;
-        e.left = leased;
-        e.validUntilMs = leaseEndMs(policies, states);
+        e.validUntilMs = end;
       } else if (e.left === 0 || e.states.length === 0) {
         // Only the windows, for the next `extra`; a lease granted in the same tick stays.
         e.states = states;

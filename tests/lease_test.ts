@@ -40,8 +40,11 @@ Deno.test("extra() follows the last second's rate for the rest of the slot", () 
   const book = createLeaseBook();
   for (let i = 0; i < 400; i++) book.seen("s", T0 - 500);
   book.grant("s", POLICIES, charged(T0 - 500, 1), 0);
-  // 400 requests last second, a quarter of this slot left: about 100.
-  assert.equal(book.extra("s", POLICIES, T0 + 750), 100);
+  // 400 requests last second, a quarter of this slot left: 100 expected, and two standard
+  // deviations of a Poisson count (2 × √100) more, so that the lease seldom runs out early.
+  assert.equal(book.extra("s", POLICIES, T0 + 750), 120);
+  // A tenth of the slot left: 40 expected, 40 + 2√40 = 52.6.
+  assert.equal(book.extra("s", POLICIES, T0 + 900), 53);
   assert.equal(book.extra("unknown", POLICIES, T0), 0, "nothing known: nothing held");
 });
 
@@ -64,6 +67,22 @@ Deno.test("grant() without units keeps a lease another request of the tick was g
   book.grant("s", POLICIES, charged(T0, 1 + 4), 4);
   book.grant("s", POLICIES, charged(T0, 2 + 4), 0);
   assert.equal(book.take("s", T0 + 1)?.admitted, true);
+});
+
+Deno.test("a second lease of the same slot adds to the first; of the next slot, replaces it", () => {
+  const book = createLeaseBook();
+  // Two requests charged in one slot, each with a lease: 2 requests and 3 + 2 units counted.
+  book.grant("s", POLICIES, charged(T0 + 10, 1 + 3), 3);
+  book.grant("s", POLICIES, charged(T0 + 20, 1 + 3 + 1 + 2), 2);
+  const seen = [1, 2, 3, 4, 5].map(() => book.take("s", T0 + 30));
+  assert.deepEqual(seen.map((r) => used(r!.states[0])), [3, 4, 5, 6, 7]);
+  assert.equal(book.take("s", T0 + 30), null, "5 units, 5 requests");
+  // Units of an ended slot are not carried into the next one.
+  book.grant("s", POLICIES, charged(T0 + 500, 1 + 4), 4);
+  book.grant("s", POLICIES, charged(T0 + 1000, 1 + 2), 2);
+  assert.ok(book.take("s", T0 + 1001));
+  assert.ok(book.take("s", T0 + 1001));
+  assert.equal(book.take("s", T0 + 1001), null, "only the new slot's 2");
 });
 
 Deno.test("giveBack() returns a unit to its own lease only", () => {
