@@ -15,12 +15,12 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from
 import { DbUnavailableError, type Queryable } from "./client.ts";
 import { withTimeout } from "../lib/async.ts";
 import {
+  bindMessage,
   type Column,
   concat,
   decoder,
   describe,
   DESCRIBE_PORTAL,
-  encodeParam,
   encoder,
   errorOf,
   EXECUTE,
@@ -150,16 +150,7 @@ class Connection {
       this.names.set(text, name);
       parts.push(new Message().cstr(name).cstr(text).int16(0).end(0x50));
     }
-    const bind = new Message().cstr("").cstr(name!).int16(0).int16(params.length);
-    for (const p of params) {
-      const s = encodeParam(p);
-      if (s === null) bind.int32(-1);
-      else {
-        const b = encoder.encode(s);
-        bind.int32(b.length).raw(b);
-      }
-    }
-    parts.push(bind.int16(0).end(0x42));
+    parts.push(bindMessage(name!, params));
     if (!this.described.has(name!)) parts.push(DESCRIBE_PORTAL);
     parts.push(EXECUTE, SYNC);
     return new Promise((resolve, reject) => {

@@ -108,6 +108,64 @@ export class Message {
   }
 }
 
+// Up to these lengths, ASCII is read and written faster in JavaScript than by a call into the
+// runtime (TextDecoder ~110 ns, encodeInto ~90 ns whatever the length; measured in Deno 2.9).
+const SHORT_READ = 12;
+const SHORT_WRITE = 32;
+
+/** Writes `s` as UTF-8 at `out[at]` (room for 3 bytes a character); answers the end. */
+function put(out: Uint8Array, at: number, s: string): number {
+  if (s.length <= SHORT_WRITE) {
+    let i = 0;
+    for (; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) break;
+      out[at + i] = c;
+    }
+    if (i === s.length) return at + i;
+  }
+  return at + encoder.encodeInto(s, out.subarray(at)).written;
+}
+
+function int32At(out: Uint8Array, at: number, n: number): void {
+  out[at] = n >>> 24;
+  out[at + 1] = (n >>> 16) & 0xff;
+  out[at + 2] = (n >>> 8) & 0xff;
+  out[at + 3] = n & 0xff;
+}
+
+/**
+ * A Bind message (unnamed portal, text parameters and results) in one buffer: the gate sends
+ * one per statement, with a dozen array parameters.
+ */
+export function bindMessage(statement: string, params: readonly unknown[]): Uint8Array {
+  const texts = params.map(encodeParam);
+  let room = 5 + 1 + statement.length * 3 + 1 + 2 + 2 + 2;
+  for (const t of texts) room += 4 + (t === null ? 0 : t.length * 3);
+  const out = new Uint8Array(room);
+  out[0] = 0x42;
+  let at = 6; // type, length, the unnamed portal's empty name
+  // The statement's name, its 0, and 0 parameter format codes (all text): the buffer starts
+  // zeroed.
+  at = put(out, at, statement) + 3;
+  out[at] = texts.length >> 8;
+  out[at + 1] = texts.length & 0xff;
+  at += 2;
+  for (const t of texts) {
+    if (t === null) {
+      int32At(out, at, -1);
+      at += 4;
+      continue;
+    }
+    const end = put(out, at + 4, t);
+    int32At(out, at, end - at - 4);
+    at = end;
+  }
+  at += 2; // no result format codes (all text)
+  int32At(out, 1, at - 1);
+  return out.subarray(0, at);
+}
+
 export const SYNC = new Message().end(0x53);
 export const EXECUTE = new Message().cstr("").int32(0).end(0x45);
 export const DESCRIBE_PORTAL = new Message().byte(0x50).cstr("").end(0x44);
@@ -122,10 +180,14 @@ export function encodeParam(v: unknown): string | null {
   return String(v);
 }
 
+const NEEDS_ESCAPE = /["\\]/;
+
 function arrayElement(v: unknown): string {
+  if (typeof v === "number") return String(v);
   if (Array.isArray(v)) return encodeParam(v)!;
   const s = encodeParam(v);
   if (s === null) return "NULL";
+  if (!NEEDS_ESCAPE.test(s)) return `"${s}"`;
   return `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }
 
@@ -152,6 +214,32 @@ export function parseArrayText(text: string): (string | null)[] {
       i = j;
     }
     i++; // the comma or the closing brace
+  }
+  return out;
+}
+
+/**
+ * A one-dimensional int2/int4 array literal's elements, read without a string per element:
+ * PostgreSQL writes them unquoted, NULL for null.
+ */
+export function parseIntArrayText(text: string): (number | null)[] {
+  const out: (number | null)[] = [];
+  let n = 0;
+  let negative = false;
+  let digits = false;
+  for (let i = 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      n = n * 10 + c - 48;
+      digits = true;
+    } else if (c === 45) negative = true;
+    else if (c === 44 || c === 125) { // "," or "}"
+      if (digits) out.push(negative ? -n : n);
+      else if (i > 1) out.push(null); // NULL (not the "}" of "{}")
+      n = 0;
+      negative = false;
+      digits = false;
+    }
   }
   return out;
 }
@@ -191,6 +279,7 @@ export function decoderFor(oid: number): Decode {
   if (scalar) return scalar;
   const element = ARRAYS[oid];
   if (element === undefined) return asText;
+  if (element === 21 || element === 23) return parseIntArrayText;
   const each = SCALARS[element] ?? asText;
   return (t) => parseArrayText(t).map((e) => e === null ? null : each(e));
 }
@@ -211,9 +300,23 @@ export function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** `bytes[from, to)` as UTF-8 text; short ASCII (flags, tiers, numbers) read in JavaScript. */
+export function utf8(bytes: Uint8Array, from: number, to: number): string {
+  if (to - from <= SHORT_READ) {
+    let s = "";
+    for (let i = from; i < to; i++) {
+      const c = bytes[i];
+      if (c >= 0x80) return decoder.decode(bytes.subarray(from, to));
+      s += String.fromCharCode(c);
+    }
+    return s;
+  }
+  return decoder.decode(bytes.subarray(from, to));
+}
+
 function cstring(body: Uint8Array, at: number): [string, number] {
   const end = body.indexOf(0, at);
-  return [decoder.decode(body.subarray(at, end)), end + 1];
+  return [utf8(body, at, end), end + 1];
 }
 
 export function describe(body: Uint8Array): Column[] {
@@ -231,17 +334,16 @@ export function describe(body: Uint8Array): Column[] {
 }
 
 export function row(body: Uint8Array, columns: Column[]): Record<string, unknown> {
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   const out: Record<string, unknown> = {};
   let at = 2;
   for (const c of columns) {
-    const len = view.getInt32(at);
+    const len = (body[at] << 24) | (body[at + 1] << 16) | (body[at + 2] << 8) | body[at + 3];
     at += 4;
     if (len < 0) {
       out[c.name] = null;
       continue;
     }
-    out[c.name] = c.decode(decoder.decode(body.subarray(at, at + len)));
+    out[c.name] = c.decode(utf8(body, at, at + len));
     at += len;
   }
   return out;

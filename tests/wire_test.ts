@@ -11,7 +11,14 @@ import { freePort } from "./support/process.ts";
 import { waitUntil } from "./support/wait.ts";
 import { isUnavailable, openPostgres, type Queryable } from "../db/client.ts";
 import { openWireConnection, type WireTarget, wireTarget } from "../db/wire.ts";
-import { decoderFor, encodeParam, parseArrayText } from "../db/wire_codec.ts";
+import {
+  bindMessage,
+  decoderFor,
+  encodeParam,
+  Message,
+  parseArrayText,
+  utf8,
+} from "../db/wire_codec.ts";
 import { type GateItem, runGate } from "../db/gate.ts";
 import { hashSecret } from "../lib/secrets.ts";
 
@@ -70,12 +77,57 @@ Deno.test("parseArrayText() and decoderFor() read what PostgreSQL writes", () =>
     'q"x\\',
   ]);
   assert.deepEqual(decoderFor(1007)("{1,-2,NULL}"), [1, -2, null]);
+  assert.deepEqual(decoderFor(1007)("{}"), []);
+  assert.deepEqual(decoderFor(1007)("{NULL}"), [null]);
+  assert.deepEqual(decoderFor(1007)("{2147483647,-2147483648,0}"), [2147483647, -2147483648, 0]);
+  assert.deepEqual(decoderFor(1005)("{-32768,7}"), [-32768, 7]);
   assert.deepEqual(decoderFor(1000)("{t,f}"), [true, false]);
   assert.equal(decoderFor(16)("t"), true);
   assert.equal(decoderFor(701)("1.5"), 1.5);
   assert.equal(decoderFor(20)("9007199254740993"), "9007199254740993"); // int8 stays text
   assert.deepEqual(decoderFor(3802)('{"a":[1]}'), { a: [1] });
   assert.equal(decoderFor(25)("x"), "x");
+});
+
+Deno.test("utf8() reads ASCII in JavaScript and anything else as TextDecoder does", () => {
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  for (
+    const text of [
+      "",
+      "a",
+      "npl_x1",
+      "é",
+      "a✓b",
+      "𝄞",
+      "a".repeat(12),
+      "a".repeat(13),
+      `${"a".repeat(11)}é`,
+      "é".repeat(6),
+      "\u0000\u007f",
+    ]
+  ) {
+    const bytes = enc.encode(`[${text}]`);
+    assert.equal(utf8(bytes, 1, bytes.length - 1), dec.decode(bytes.subarray(1, -1)), text);
+  }
+});
+
+Deno.test("bindMessage() builds the Bind message byte for byte as Message does", () => {
+  const params = [null, 7, "a", "é ✓", ["x", null, 'q"'], "b".repeat(33), "ü".repeat(30), ""];
+  const expected = new Message().cstr("").cstr("proplab_gate_1").int16(0).int16(params.length);
+  for (const p of params) {
+    const s = encodeParam(p);
+    if (s === null) expected.int32(-1);
+    else {
+      const b = new TextEncoder().encode(s);
+      expected.int32(b.length).raw(b);
+    }
+  }
+  assert.deepEqual(bindMessage("proplab_gate_1", params), expected.int16(0).end(0x42));
+  assert.deepEqual(
+    bindMessage("s", []),
+    new Message().cstr("").cstr("s").int16(0).int16(0).int16(0).end(0x42),
+  );
 });
 
 const tdb = await openTestDb();
@@ -94,7 +146,8 @@ const TYPES_SQL = `
 select $1::int as i, $2::bigint as b, $3::float8 as f, $4::bool as t, $5::text[] as texts,
        $6::uuid[] as ids, $7::int[] as ints, $8::jsonb as j, $9::timestamptz as at,
        $10::text as n, 'x' || $11::text as s, '{}'::text[] as empty, 1.25::numeric as num,
-       gen_random_uuid() is not null as u`;
+       gen_random_uuid() is not null as u, $12::text as long_ascii, $13::text as long_utf8,
+       $14::int[] as edge_ints, $15::smallint[] as smalls, $16::int[] as null_ints`;
 const TYPES_PARAMS = [
   -7,
   "9007199254740993",
@@ -107,6 +160,12 @@ const TYPES_PARAMS = [
   new Date(Date.UTC(2026, 10, 23, 1, 2, 3)).toISOString(),
   null,
   "é ✓",
+  // Past the codec's short-text path both ways: written by TextEncoder, read by TextDecoder.
+  "a".repeat(300),
+  `${"ü".repeat(200)} 𝄞 ✓ ${"x".repeat(100)}`,
+  [2147483647, -2147483648, 0, -1],
+  [-32768, 32767],
+  [1, null],
 ];
 
 Deno.test({ ...PG, name: "the wire client answers the same rows as postgres.js" }, async () => {
@@ -115,12 +174,17 @@ Deno.test({ ...PG, name: "the wire client answers the same rows as postgres.js" 
     const viaWire = await wire.query(TYPES_SQL, TYPES_PARAMS);
     const viaPool = await tdb.db.query(TYPES_SQL, TYPES_PARAMS);
     // postgres.js parses timestamptz into a Date (the gate reads none; the wire keeps the
-    // text), and reads a NULL element of a text[] as the string "NULL" (the gate's arrays
-    // of text hold none; the wire reads null).
-    const { at: wireAt, texts: wireTexts, ...wireRest } = viaWire[0] as Record<string, unknown>;
-    const { at: poolAt, texts: _, ...poolRest } = viaPool[0] as Record<string, unknown>;
+    // text), and reads a NULL element of a text[] as the string "NULL" and of an int[] as
+    // NaN (the gate's arrays hold none; the wire reads null).
+    const { at: wireAt, texts: wireTexts, null_ints: wireNulls, ...wireRest } =
+      viaWire[0] as Record<string, unknown>;
+    const { at: poolAt, texts: _, null_ints: __, ...poolRest } = viaPool[0] as Record<
+      string,
+      unknown
+    >;
     assert.deepEqual(wireRest, poolRest);
     assert.deepEqual(wireTexts, TYPES_PARAMS[4]);
+    assert.deepEqual(wireNulls, [1, null]);
     assert.equal(new Date(String(wireAt)).getTime(), (poolAt as Date).getTime());
     // Again: now prepared, without a new description.
     assert.deepEqual((await wire.query(TYPES_SQL, TYPES_PARAMS))[0], viaWire[0]);
