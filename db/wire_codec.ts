@@ -227,7 +227,9 @@ export function parseIntArrayText(text: string): (number | null)[] {
   let n = 0;
   let negative = false;
   let digits = false;
-  for (let i = 1; i < text.length; i++) {
+  // An array whose lower bound is not 1 comes decorated: "[0:1]={7,8}".
+  const open = text.indexOf("{");
+  for (let i = open + 1; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c >= 48 && c <= 57) {
       n = n * 10 + c - 48;
@@ -235,7 +237,7 @@ export function parseIntArrayText(text: string): (number | null)[] {
     } else if (c === 45) negative = true;
     else if (c === 44 || c === 125) { // "," or "}"
       if (digits) out.push(negative ? -n : n);
-      else if (i > 1) out.push(null); // NULL (not the "}" of "{}")
+      else if (i > open + 1) out.push(null); // NULL (not the "}" of "{}")
       n = 0;
       negative = false;
       digits = false;

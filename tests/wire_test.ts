@@ -81,6 +81,7 @@ Deno.test("parseArrayText() and decoderFor() read what PostgreSQL writes", () =>
   assert.deepEqual(decoderFor(1007)("{NULL}"), [null]);
   assert.deepEqual(decoderFor(1007)("{2147483647,-2147483648,0}"), [2147483647, -2147483648, 0]);
   assert.deepEqual(decoderFor(1005)("{-32768,7}"), [-32768, 7]);
+  assert.deepEqual(decoderFor(1007)("[0:1]={7,-8}"), [7, -8]);
   assert.deepEqual(decoderFor(1000)("{t,f}"), [true, false]);
   assert.equal(decoderFor(16)("t"), true);
   assert.equal(decoderFor(701)("1.5"), 1.5);
