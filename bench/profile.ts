@@ -53,7 +53,7 @@ export interface ProfileSummary {
 
 const POSTGRES = /\/node_modules\/\.deno\/postgres@[^/]+\//;
 // proplab's own client for the request gate's statements counts as driver too.
-const OWN_DRIVER = /^db\/wire(_codec)?\.ts$/;
+const OWN_DRIVER = /^db\/wire(_codec|_values)?\.ts$/;
 const HTTP_FILES = /^(00_serve|20_headers|23_request|23_response)\.[jt]s$/;
 
 const fileOf = (url: string) => url.slice(url.lastIndexOf("/") + 1);

@@ -81,6 +81,7 @@ Deno.test("frameGroup() counts the gate's own client (db/wire*.ts) as driver", (
   const frame = (url: string) => ({ functionName: "f", url, lineNumber: 0 });
   assert.equal(frameGroup(frame("file:///repo/db/wire.ts"), ROOT), "postgres");
   assert.equal(frameGroup(frame("file:///repo/db/wire_codec.ts"), ROOT), "postgres");
+  assert.equal(frameGroup(frame("file:///repo/db/wire_values.ts"), ROOT), "postgres");
   assert.equal(frameGroup(frame("file:///repo/db/gate.ts"), ROOT), "proplab");
   assert.equal(frameGroup(frame("file:///elsewhere/db/wire.ts"), ROOT), null);
 });

@@ -11,14 +11,8 @@ import { freePort } from "./support/process.ts";
 import { waitUntil } from "./support/wait.ts";
 import { isUnavailable, openPostgres, type Queryable } from "../db/client.ts";
 import { openWireConnection, type WireTarget, wireTarget } from "../db/wire.ts";
-import {
-  bindMessage,
-  decoderFor,
-  encodeParam,
-  Message,
-  parseArrayText,
-  utf8,
-} from "../db/wire_codec.ts";
+import { bindMessage, Message } from "../db/wire_codec.ts";
+import { decoderFor, encodeParam, parseArrayText, utf8 } from "../db/wire_values.ts";
 import { type GateItem, runGate } from "../db/gate.ts";
 import { hashSecret } from "../lib/secrets.ts";
 
