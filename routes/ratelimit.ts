@@ -5,97 +5,34 @@
 import { ApiError } from "../lib/problem.ts";
 import {
   closestToExhaustion,
-  type Policy,
   policyHeader,
   rateLimitHeader,
   roomAtMs,
-  slotMs,
   usage,
 } from "../lib/ratelimit.ts";
-import { type CredentialRef, type Principal, StalePrincipal } from "../lib/policy.ts";
+import { type CredentialRef, StalePrincipal } from "../lib/policy.ts";
 import type { Gate } from "./gate.ts";
 import { createLeaseBook } from "../lib/lease.ts";
-import { sha256Hex } from "../lib/sha256.ts";
 import type { Logger } from "../lib/log.ts";
 import { errorFields } from "../lib/log.ts";
 import { type Db, isUnavailable, type Queryable } from "../db/client.ts";
-import type { Settings } from "../db/settings.ts";
-import type { SettingKey } from "../lib/settings.ts";
 import {
   chargeRateLimitWindows,
   type ChargeResult,
   deleteExpiredRateLimitWindows,
   type WindowCharge,
 } from "../db/ratelimits.ts";
-import type { Ctx, LimitClass, Route } from "./context.ts";
+import type { Ctx, Route } from "./context.ts";
+import {
+  type Charges,
+  createChargeMemo,
+  loginCharges,
+  loginIpCharge,
+  windowsSignature,
+} from "./charges.ts";
 
 /** The problem type of a 429 (IANA HTTP Problem Types registry). */
 export const QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded";
-
-// Settings defaults are typed `unknown`; the ratelimit.* keys are validated whole numbers.
-function quotaOf(settings: Settings, key: SettingKey): number {
-  return Number(settings.get(key));
-}
-
-const MINUTE = 60;
-const DAY = 86_400;
-const LOGIN_WINDOW = 15 * 60;
-
-/**
- * The windows a request of class `limit` is charged to, keyed `<policy>:<subject>`; empty
- * means unlimited (admins). Login is charged by `checkLoginLimit`, which knows the email.
- */
-export function chargesFor(
-  limit: LimitClass,
-  principal: Principal | null,
-  clientIp: string,
-  settings: Settings,
-): WindowCharge[] {
-  if (limit === "login" || principal?.tier === "admin") return [];
-  const subject = principal?.subject ?? `ip:${clientIp}`;
-  const charge = (name: string, quota: number, windowSeconds: number) => ({
-    key: `${name}:${subject}`,
-    policy: { name, quota, windowSeconds },
-  });
-  if (limit === "ops") {
-    return [charge("ops-minute", quotaOf(settings, "ratelimit.ops.perMinute"), MINUTE)];
-  }
-  // Keyed by user, not credential: all of a user's keys and sessions share one budget.
-  return [
-    charge("sharp-minute", quotaOf(settings, "ratelimit.sharp.perMinute"), MINUTE),
-    charge("sharp-day", quotaOf(settings, "ratelimit.sharp.perDay"), DAY),
-  ];
-}
-
-const loginPolicy = (name: string, quota: number): Policy => ({
-  name,
-  quota,
-  windowSeconds: LOGIN_WINDOW,
-});
-
-/** The client IP's `login-ip` window: logins and signups from one address share it. */
-function loginIpCharge(clientIp: string, settings: Settings): WindowCharge {
-  return {
-    key: `login-ip:${clientIp}`,
-    policy: loginPolicy("login-ip", quotaOf(settings, "ratelimit.login.perIp")),
-  };
-}
-
-/** The login windows: per (lowercased email, client IP) and per client IP, 15 minutes each. */
-export function loginCharges(email: string, clientIp: string, settings: Settings): WindowCharge[] {
-  // The email is hashed so the table holds no addresses. Lowercased, then stripped of
-  // combining marks: JS lowercases "İ" to "i" + a dot that the database's lower() drops, so
-  // "alİce@…" would otherwise count apart from "alice@…" while logging into the same account.
-  const folded = email.trim().toLowerCase().normalize("NFKD").replace(/\p{M}/gu, "");
-  const pair = sha256Hex(`${folded}\n${clientIp}`);
-  return [
-    {
-      key: `login-email-ip:${pair}`,
-      policy: loginPolicy("login-email-ip", quotaOf(settings, "ratelimit.login.perEmailIp")),
-    },
-    loginIpCharge(clientIp, settings),
-  ];
-}
 
 /** Charges one request to `charges` at `now` through `q`; all windows or none. */
 export type Charger = (
@@ -115,12 +52,12 @@ const chargeOne: Charger = (q, charges, now) => chargeRateLimitWindows(q, charge
 export interface RefusalMemory {
   /** `sig`: the charges' windowsSignature, when the caller has it already. */
   recall(charges: readonly WindowCharge[], nowMs: number, sig?: string): ChargeResult | null;
-  remember(charges: readonly WindowCharge[], result: ChargeResult, nowMs: number): void;
-}
-
-/** Names windows and their quotas: a changed quota is another signature. */
-export function windowsSignature(charges: readonly WindowCharge[]): string {
-  return charges.map((c) => `${c.key}|${c.policy.quota}|${slotMs(c.policy)}`).join(",");
+  remember(
+    charges: readonly WindowCharge[],
+    result: ChargeResult,
+    nowMs: number,
+    sig?: string,
+  ): void;
 }
 
 export function createRefusalMemory(max = 10_000): RefusalMemory {
@@ -132,12 +69,12 @@ export function createRefusalMemory(max = 10_000): RefusalMemory {
       if (known) refused.delete(sig);
       return null;
     },
-    remember(charges, result, nowMs) {
+    remember(charges, result, nowMs, sig = windowsSignature(charges)) {
       const untilMs = Math.max(
         ...charges.map((c, i) => roomAtMs(c.policy, result.states[i], nowMs)),
       );
       if (refused.size >= max) refused.clear();
-      refused.set(windowsSignature(charges), { untilMs, result });
+      refused.set(sig, { untilMs, result });
     },
   };
 }
@@ -222,6 +159,7 @@ export function createRateLimit(
 ): (ctx: Ctx, route: Route) => Promise<void> {
   const memory = createRefusalMemory();
   const leases = createLeaseBook();
+  const chargesOf = createChargeMemo();
   let down = false;
   const reachable = () => {
     if (down) log.info("rate limiter: database reachable again");
@@ -232,11 +170,9 @@ export function createRateLimit(
     leases.seen(sig, now);
     return memory.recall(charges, now, sig) ?? leases.take(sig, now);
   };
-  const throughGate = async (ctx: Ctx, charges: readonly WindowCharge[]) => {
+  const throughGate = async (ctx: Ctx, { list: charges, sig, policies }: Charges) => {
     const now = ctx.deps.now();
     const check = ctx.principal?.speculative ? ctx.principal : null;
-    const sig = windowsSignature(charges);
-    const policies = charges.map((c) => c.policy);
     let result = charges.length ? charged(charges, sig, now) : null;
     if (result && !check) return applyCharge(ctx, charges, result);
     const r = await gated.gate({
@@ -258,16 +194,18 @@ export function createRateLimit(
     if (r.charge) {
       result = r.charge;
       leases.grant(sig, policies, result.states, r.leased);
-      if (!result.admitted) memory.remember(charges, result, ctx.deps.now());
+      if (!result.admitted) memory.remember(charges, result, ctx.deps.now(), sig);
     }
     if (result) applyCharge(ctx, charges, result);
   };
   return async (ctx, route) => {
     if (!route.limit) return;
-    const charges = chargesFor(route.limit, ctx.principal, ctx.clientIp, ctx.deps.settings);
+    const charges = chargesOf(route.limit, ctx.principal, ctx.clientIp, ctx.deps.settings);
     try {
-      if (ctx.db !== ctx.deps.db) await enforceLimits(ctx, charges);
-      else if (charges.length || ctx.principal?.speculative) await throughGate(ctx, charges);
+      if (ctx.db !== ctx.deps.db) await enforceLimits(ctx, charges.list);
+      else if (charges.list.length || ctx.principal?.speculative) {
+        await throughGate(ctx, charges);
+      }
     } catch (err) {
       if (!isUnavailable(err)) {
         reachable();

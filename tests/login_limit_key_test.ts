@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { loginCharges } from "../routes/ratelimit.ts";
+import { loginCharges } from "../routes/charges.ts";
 import type { Settings } from "../db/settings.ts";
 
 const settings = { get: () => 10 } as unknown as Settings;
