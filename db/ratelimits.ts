@@ -11,7 +11,13 @@ export interface WindowCharge {
 /** The outcome of one check: admitted or not, and every window's state after it. */
 export interface ChargeResult {
   admitted: boolean;
+  /** Every window after the charge; shared by the requests of one statement or lease. */
   states: WindowState[];
+  /**
+   * Units counted in each window's newest slot that this request does not see: those of the
+   * requests admitted after it in the same statement, and units still held as a lease.
+   */
+  unseen?: number;
 }
 
 // ratelimit_charge (migration 0004) locks the rows in key order, checks every window and
@@ -106,7 +112,8 @@ export interface ChargedWindow {
  * One result for each of the `n` requests of a group, from its windows after the statement
  * (`byKey`): request i < admitted saw its own charge and those before it, not the later
  * ones; the refused ones see the windows after all admissions. `held`: units the statement
- * charged beyond the requests (a lease, lib/lease.ts), which no request's view counts.
+ * charged beyond the requests (a lease, lib/lease.ts), which no request's view counts. The
+ * requests share one copy of the windows; `unseen` says what each leaves out.
  */
 export function spreadCharges(
   charges: readonly WindowCharge[],
@@ -120,15 +127,12 @@ export function spreadCharges(
     return { head: Number(r.head), counts: r.counts.map(Number) };
   });
   const admitted = Number(byKey.get(charges[0].key)?.admitted ?? 0) - held;
-  const seenBy = (i: number) =>
-    final.map((s) => ({
-      head: s.head,
-      counts: s.counts.map((c, j) => j === SLOTS ? c - (admitted - 1 - i) - held : c),
-    }));
   return Array.from(
     { length: n },
     (_, i) =>
-      i < admitted ? { admitted: true, states: seenBy(i) } : { admitted: false, states: final },
+      i < admitted
+        ? { admitted: true, states: final, unseen: admitted - 1 - i + held }
+        : { admitted: false, states: final },
   );
 }
 

@@ -13,7 +13,7 @@
  * never more than LEASE_ROOM_SHARE of the room, and nothing at all unless every window has
  * LEASE_MIN_ROOM left: near the limit, charging is per request again.
  */
-import { type Policy, roll, slotMs, SLOTS, used, type WindowState } from "./ratelimit.ts";
+import { type Policy, roll, slotMs, used, type WindowState } from "./ratelimit.ts";
 
 /** No lease unless every window has this much room: close to a limit, nothing is held. */
 export const LEASE_MIN_ROOM = 100;
@@ -24,6 +24,8 @@ const LEASE_ROOM_SHARE = 0.01;
 export interface Charged {
   admitted: boolean;
   states: WindowState[];
+  /** Units counted in the newest slots that this request does not see (still held). */
+  unseen?: number;
   /** For a unit of a lease: the lease's end, which identifies it to `giveBack`. */
   leaseEndMs?: number;
 }
@@ -32,7 +34,7 @@ interface Entry {
   /** Units charged and not yet used; usable until `validUntilMs`. */
   left: number;
   validUntilMs: number;
-  /** The windows after the charge that granted the lease (its units included). */
+  /** The windows after the charge that granted the lease (all its units counted). */
   states: WindowState[];
   /** Requests seen in the current and the previous second, for the rate. */
   second: number;
@@ -65,15 +67,6 @@ export function leaseEndMs(policies: readonly Policy[], states: readonly WindowS
   return Math.min(...policies.map((p, i) => (states[i].head + 1) * slotMs(p)));
 }
 
-/** The states as a request admitted with `left` units still held would see them. */
-function seenWith(states: readonly WindowState[], left: number): WindowState[] {
-  return states.map((s) => {
-    const counts = s.counts.slice();
-    counts[SLOTS] -= left;
-    return { head: s.head, counts };
-  });
-}
-
 /** An empty book holding at most `max` signatures (cleared whole when full). */
 export function createLeaseBook(max = 10_000): LeaseBook {
   const book = new Map<string, Entry>();
@@ -101,7 +94,9 @@ export function createLeaseBook(max = 10_000): LeaseBook {
       const e = book.get(sig);
       if (!e || e.left <= 0 || nowMs >= e.validUntilMs) return null;
       e.left--;
-      return { admitted: true, states: seenWith(e.states, e.left), leaseEndMs: e.validUntilMs };
+      // The units still held are counted in the windows, not yet used: this request's view
+      // leaves them out.
+      return { admitted: true, states: e.states, unseen: e.left, leaseEndMs: e.validUntilMs };
     },
     giveBack(sig, taken) {
       const e = book.get(sig);

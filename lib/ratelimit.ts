@@ -104,28 +104,41 @@ export function roomAtMs(policy: Policy, state: WindowState, nowMs: number): num
   return leavesAtMs(policy, state, SLOTS);
 }
 
+// Counter i as a request sees it: the newest leaves out `unseen` units (see `usage`).
+const seenAt = (state: WindowState, i: number, unseen: number) =>
+  i === SLOTS ? state.counts[i] - unseen : state.counts[i];
+
 /**
  * Seconds until the window holds fewer than its quota again, with no more admissions:
  * 0 when it already does. Never earlier than a slot actually frees (rounded up).
  */
-export function secondsUntilRoom(policy: Policy, state: WindowState, nowMs: number): number {
-  let total = used(state);
+export function secondsUntilRoom(
+  policy: Policy,
+  state: WindowState,
+  nowMs: number,
+  unseen = 0,
+): number {
+  let total = used(state) - unseen;
   if (total < policy.quota) return 0;
   for (let i = 0; i < state.counts.length; i++) {
-    total -= state.counts[i];
+    total -= seenAt(state, i, unseen);
     if (total < policy.quota) return secondsFrom(nowMs, leavesAtMs(policy, state, i));
   }
   return secondsFrom(nowMs, leavesAtMs(policy, state, SLOTS));
 }
 
-/** Remaining quota and reset time of one window at `nowMs`. */
-export function usage(policy: Policy, state: WindowState, nowMs: number): Usage {
-  const remaining = Math.max(0, policy.quota - used(state));
+/**
+ * Remaining quota and reset time of one window at `nowMs`, as a request sees them that does
+ * not count `unseen` units of the newest slot (charged after it, or held for a lease).
+ */
+export function usage(policy: Policy, state: WindowState, nowMs: number, unseen = 0): Usage {
+  const remaining = Math.max(0, policy.quota - (used(state) - unseen));
   if (remaining === 0) {
-    return { policy, remaining, resetSeconds: secondsUntilRoom(policy, state, nowMs) };
+    return { policy, remaining, resetSeconds: secondsUntilRoom(policy, state, nowMs, unseen) };
   }
-  const oldest = state.counts.findIndex((c) => c > 0);
-  const resetSeconds = oldest < 0 ? 0 : secondsFrom(nowMs, leavesAtMs(policy, state, oldest));
+  let oldest = 0;
+  while (oldest <= SLOTS && seenAt(state, oldest, unseen) <= 0) oldest++;
+  const resetSeconds = oldest > SLOTS ? 0 : secondsFrom(nowMs, leavesAtMs(policy, state, oldest));
   return { policy, remaining, resetSeconds };
 }
 

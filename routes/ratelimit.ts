@@ -95,7 +95,7 @@ export async function enforceLimits(
 /** Sets the RateLimit fields of `result` on the response; throws the 429 when refused. */
 function applyCharge(ctx: Ctx, charges: readonly WindowCharge[], result: ChargeResult): void {
   const now = ctx.deps.now();
-  const usages = charges.map((c, i) => usage(c.policy, result.states[i], now));
+  const usages = charges.map((c, i) => usage(c.policy, result.states[i], now, result.unseen));
   ctx.responseHeaders.set("ratelimit-policy", policyHeader(charges.map((c) => c.policy)));
   if (result.admitted) {
     ctx.responseHeaders.set("ratelimit", rateLimitHeader(closestToExhaustion(usages)));

@@ -72,15 +72,20 @@ Deno.test(
 
 const charged = (key: string) => windowCount(tdb.db, key);
 
+/** A sharp user with an API key and limits far above what a test sends: leases are granted. */
+async function roomyUser(s: TestServer) {
+  await upsertSetting(tdb.db, "ratelimit.sharp.perMinute", 100_000, "test");
+  await upsertSetting(tdb.db, "ratelimit.sharp.perDay", 1_000_000, "test");
+  await s.running.deps.settings.refresh();
+  const user = await createUser(tdb.db, { tier: "sharp" });
+  return { user, headers: { "x-api-key": await createApiKey(tdb.db, user.id) } };
+}
+
 Deno.test(
   { ...DB_TEST, name: "leases: the database never counts fewer requests than were admitted" },
   async () => {
     await withServer(async (s) => {
-      await upsertSetting(tdb.db, "ratelimit.sharp.perMinute", 100_000, "test");
-      await upsertSetting(tdb.db, "ratelimit.sharp.perDay", 1_000_000, "test");
-      await s.running.deps.settings.refresh();
-      const user = await createUser(tdb.db, { tier: "sharp" });
-      const headers = { "x-api-key": await createApiKey(tdb.db, user.id) };
+      const { user, headers } = await roomyUser(s);
       let admitted = 0;
       let held = 0;
       for (let burst = 0; burst < 8; burst++) {
@@ -96,6 +101,36 @@ Deno.test(
       }
       assert.equal(admitted, 480);
       assert.ok(held > 0, "a burst this size is served partly on leases");
+    });
+  },
+);
+
+Deno.test(
+  { ...DB_TEST, name: "requests served on a lease report what remains without its held units" },
+  async () => {
+    await withServer(async (s) => {
+      const { user, headers } = await roomyUser(s);
+      // One request at a time: each uses one unit, so what remains can only go down. Units
+      // held for a lease are not used yet; counting them would make it jump down when a
+      // lease is granted and back up as its units are taken.
+      const remaining: number[] = [];
+      for (let i = 0; i < 300; i++) {
+        const res = await fetch(s.url(TODAY), { headers });
+        await res.body?.cancel();
+        assert.equal(res.status, 200);
+        const field = res.headers.get("ratelimit") ?? "";
+        assert.match(field, /^"sharp-minute";r=\d+;t=\d+$/);
+        remaining.push(Number(/r=(\d+)/.exec(field)![1]));
+      }
+      const rises = remaining.flatMap((r, i) => i > 0 && r > remaining[i - 1] ? [i] : []);
+      assert.deepEqual(
+        rises,
+        [],
+        `remaining rose at ${rises.slice(0, 5)}: ${remaining.slice(0, 12)}`,
+      );
+      const held = (await charged(`sharp-minute:user:${user.id}`)) - remaining.length;
+      assert.ok(held > 0, "the requests were served on leases");
+      assert.ok(remaining.at(-1)! >= 100_000 - remaining.length - held);
     });
   },
 );

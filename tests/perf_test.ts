@@ -89,7 +89,7 @@ Deno.test(
     await chargeRateLimitWindows(tdb.db, charges, T0);
     const out = await chargeRateLimitWindowsBatch(tdb.db, charges, T0 + 10, 6);
     assert.deepEqual(out.map((r) => r.admitted), [true, true, true, false, false, false]);
-    const remaining = out.map((r) => usage(minute, r.states[0], T0 + 10).remaining);
+    const remaining = out.map((r) => usage(minute, r.states[0], T0 + 10, r.unseen).remaining);
     assert.deepEqual(remaining, [2, 1, 0, 0, 0, 0]);
     // The same as six checks one after another: the refused three charged no window.
     const next = await chargeRateLimitWindows(tdb.db, charges, T0 + 20);

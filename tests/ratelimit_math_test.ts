@@ -99,6 +99,31 @@ Deno.test("usage() reports remaining and the reset of the oldest counted slot", 
   assert.equal(usage(MINUTE, emptyWindow(MINUTE, T0), T0).resetSeconds, 0);
 });
 
+Deno.test("usage() leaves out the newest slot's unseen units (later charges, a held lease)", () => {
+  const roomy = { ...MINUTE, quota: 10 };
+  // 1 request at T0, then 1 at T0 + 30 s charged with 3 units more held as a lease.
+  const state = { ...emptyWindow(roomy, T0 + 30_000) };
+  state.counts[SLOTS - 30] = 1;
+  state.counts[SLOTS] = 4;
+  assert.deepEqual(usage(roomy, state, T0 + 30_000, 3), {
+    policy: roomy,
+    remaining: 8,
+    resetSeconds: 31,
+  });
+  assert.equal(usage(roomy, state, T0 + 30_000).remaining, 5, "all units counted");
+  // Only the newest slot, all of it unseen: nothing counted, nothing to reset.
+  const fresh = emptyWindow(roomy, T0);
+  fresh.counts[SLOTS] = 4;
+  assert.deepEqual(usage(roomy, fresh, T0, 4), { policy: roomy, remaining: 10, resetSeconds: 0 });
+  assert.equal(usage(roomy, fresh, T0, 3).resetSeconds, 61, "one seen: the newest slot's");
+  // Full as the request sees it: the wait counts the slots it sees.
+  const full = emptyWindow(roomy, T0);
+  full.counts[0] = 9;
+  full.counts[SLOTS] = 3;
+  assert.equal(usage(roomy, full, T0, 2).remaining, 0);
+  assert.equal(secondsUntilRoom(roomy, full, T0, 2), 1, "the 9 leave at T0 + 1 s");
+});
+
 Deno.test("closestToExhaustion() picks the fewest remaining, then the longest wait", () => {
   const u = (name: string, remaining: number, resetSeconds: number) => ({
     policy: { name, quota: 9, windowSeconds: 60 },
