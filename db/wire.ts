@@ -18,10 +18,8 @@ import {
   bindMessage,
   type Column,
   concat,
-  decoder,
   describe,
   DESCRIBE_PORTAL,
-  encoder,
   errorOf,
   EXECUTE,
   Message,
@@ -31,6 +29,7 @@ import {
   type WireTarget,
   WireUnsupported,
 } from "./wire_codec.ts";
+import { decoder, encoder } from "./wire_values.ts";
 
 export { WireError, type WireTarget, wireTarget, WireUnsupported } from "./wire_codec.ts";
 

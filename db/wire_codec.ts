@@ -4,8 +4,6 @@
  */
 import { type Decode, decoderFor, encodeParam, encoder, put, utf8 } from "./wire_values.ts";
 
-export { decoder, encoder } from "./wire_values.ts";
-
 /** Where and as whom to connect. */
 export interface WireTarget {
   hostname: string;
@@ -80,7 +78,7 @@ export class Message {
   }
   int32(n: number): this {
     const b = new Uint8Array(4);
-    new DataView(b.buffer).setInt32(0, n);
+    int32At(b, 0, n);
     return this.raw(b);
   }
   cstr(s: string): this {

@@ -104,7 +104,7 @@ export function createChargeMemo(max = 10_000) {
     const subject = subjectOf(principal, clientIp);
     const known = bySubject.get(subject);
     if (known && sameQuotas(known.list, defs, settings)) return known;
-    const list = build(defs, subject, settings);
+    const list = chargesFor(limit, principal, clientIp, settings);
     const charges = { list, sig: windowsSignature(list), policies: list.map((c) => c.policy) };
     if (bySubject.size >= max) bySubject.clear();
     bySubject.set(subject, charges);
