@@ -148,9 +148,6 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     return problemResponse(err, { errorsBase: config.errorsBase, instance, requestId });
   }
 
-  // Answers built by ctx.reply: complete already, `finish` leaves their headers alone.
-  const complete = new WeakSet<Response>();
-
   // The headers `finish` would give the answer, set before it is built: the request's
   // headers and the common ones replace the handler's of the same name, as there.
   function reply(ctx: Ctx, { status, body, headers }: ResponseParts): Response {
@@ -159,13 +156,12 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     for (const entry of own) all.push(entry);
     all.push(["x-request-id", ctx.requestId], ["x-content-type-options", "nosniff"]);
     if (!all.some(([k]) => k === "cache-control")) all.push(["cache-control", "no-store"]);
-    const res = new Response(body, { status, headers: all });
-    complete.add(res);
-    return res;
+    return new Response(body, { status, headers: all });
   }
 
-  function finish(res: Response, ctx: Ctx): Response {
-    if (!complete.has(res)) {
+  // `complete`: built by `reply`, with its headers already; they are left alone.
+  function finish(res: Response, ctx: Ctx, complete: boolean): Response {
+    if (!complete) {
       const h = res.headers;
       for (const [k, v] of ctx.responseHeaders) h.set(k, v);
       h.set("x-request-id", ctx.requestId);
@@ -191,15 +187,16 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
       db: deps.db,
       deps,
       responseHeaders: new Map(),
-      reply: (parts) => reply(ctx, parts),
+      reply: (parts) => replied = reply(ctx, parts),
     };
+    let replied: Response | null = null;
     let res: Response;
     try {
       res = await handle(ctx);
     } catch (err) {
-      res = toProblem(err, ctx);
+      res = replied = toProblem(err, ctx);
     }
-    res = finish(res, ctx);
+    res = finish(res, ctx, res === replied);
     if (res.status >= 500 && deps.recordError) await deps.recordError(ctx, res.status);
     log.info("request", {
       method: req.method,

@@ -78,6 +78,9 @@ export class ApiError {
     } = {},
   ) {}
 
+  /** Its last rendering (problemParts), kept for when the same error answers again. */
+  rendered: Rendered | null = null;
+
   get message(): string {
     return this.detail;
   }
@@ -131,24 +134,61 @@ function boundedErrors(errors: readonly FieldError[]): FieldError[] {
   return shown;
 }
 
-/** The parts of `problemResponse`'s answer, for a caller that adds headers before building it. */
-export function problemParts(err: ApiError, ctx: ProblemContext): ResponseParts {
+/** An error's body around its `requestId`, and its headers, for one errorsBase and instance. */
+interface Rendered {
+  errorsBase: string;
+  instance: string;
+  /** The body up to the requestId's value, and from after it. */
+  head: string;
+  tail: string;
+  headers: readonly [string, string][];
+}
+
+// The members before `requestId` and after it, in the order problemParts writes them.
+function render(err: ApiError, ctx: ProblemContext): Rendered {
   const { status, title } = CODE_STATUS[err.code];
-  const body: Record<string, unknown> = {
+  const before: Record<string, unknown> = {
     type: err.options.type ?? `${ctx.errorsBase}/${err.code}`,
     title,
     status,
     detail: clip(err.detail),
     instance: clip(ctx.instance),
-    requestId: ctx.requestId,
-    ...err.options.extra,
   };
-  if (err.options.errors) body.errors = boundedErrors(err.options.errors);
+  const after: Record<string, unknown> = { ...err.options.extra };
+  delete after.requestId;
+  for (const name of Object.keys(before)) {
+    if (name in after) before[name] = after[name];
+    delete after[name];
+  }
+  if (err.options.errors) after.errors = boundedErrors(err.options.errors);
+  const rest = JSON.stringify(after);
   const headers: [string, string][] = [["content-type", "application/problem+json"]];
   for (const [name, value] of Object.entries(err.options.headers ?? {})) {
     if (name.toLowerCase() !== "content-type") headers.push([name.toLowerCase(), value]);
   }
-  return { status, body: JSON.stringify(body), headers };
+  return {
+    errorsBase: ctx.errorsBase,
+    instance: ctx.instance,
+    head: `${JSON.stringify(before).slice(0, -1)},"requestId":`,
+    tail: rest === "{}" ? "}" : `,${rest.slice(1)}`,
+    headers,
+  };
+}
+
+/**
+ * The parts of `problemResponse`'s answer, for a caller that adds headers before building it.
+ * An error answered again (a remembered refusal: routes/ratelimit.ts) reuses its rendering.
+ */
+export function problemParts(err: ApiError, ctx: ProblemContext): ResponseParts {
+  let r = err.rendered;
+  if (!r || r.instance !== ctx.instance || r.errorsBase !== ctx.errorsBase) {
+    r = err.rendered = render(err, ctx);
+  }
+  return {
+    status: err.status,
+    body: r.head + JSON.stringify(ctx.requestId) + r.tail,
+    headers: [...r.headers],
+  };
 }
 
 /** The fixed public answer for an unexpected failure: the cause goes to the log, never here. */

@@ -85,46 +85,48 @@ function leavesAtMs(policy: Policy, state: WindowState, i: number): number {
   return (state.head + i + 1) * slotMs(policy);
 }
 
-function secondsFrom(nowMs: number, atMs: number): number {
-  return Math.max(0, Math.ceil((atMs - nowMs) / 1000));
-}
-
-/**
- * The instant (ms) from which the window holds fewer than its quota again, with no more
- * admissions; `nowMs` when it already does. Other checks can only add to a window, so until
- * then every check of it is refused.
- */
-export function roomAtMs(policy: Policy, state: WindowState, nowMs: number): number {
-  let total = used(state);
-  if (total < policy.quota) return nowMs;
-  for (let i = 0; i < state.counts.length; i++) {
-    total -= state.counts[i];
-    if (total < policy.quota) return leavesAtMs(policy, state, i);
-  }
-  return leavesAtMs(policy, state, SLOTS);
-}
-
 // Counter i as a request sees it: the newest leaves out `unseen` units (see `usage`).
 const seenAt = (state: WindowState, i: number, unseen: number) =>
   i === SLOTS ? state.counts[i] - unseen : state.counts[i];
 
 /**
- * Seconds until the window holds fewer than its quota again, with no more admissions:
- * 0 when it already does. Never earlier than a slot actually frees (rounded up).
+ * The instant (ms) from which the window, as a request sees it that does not count `unseen`
+ * units of the newest slot, holds fewer than its quota again with no more admissions; null
+ * when it already does. Other checks can only add to a window, so until then every check of
+ * it is refused.
  */
+export function roomAt(policy: Policy, state: WindowState, unseen = 0): number | null {
+  let total = used(state) - unseen;
+  if (total < policy.quota) return null;
+  for (let i = 0; i < state.counts.length; i++) {
+    total -= seenAt(state, i, unseen);
+    if (total < policy.quota) return leavesAtMs(policy, state, i);
+  }
+  return leavesAtMs(policy, state, SLOTS);
+}
+
+/** `roomAt`, or `nowMs` when the window has room already. */
+export function roomAtMs(policy: Policy, state: WindowState, nowMs: number): number {
+  return roomAt(policy, state) ?? nowMs;
+}
+
+/**
+ * Seconds from `nowMs` until `atMs` (a `roomAt`), rounded up, 0 once passed: never earlier
+ * than a slot actually frees.
+ */
+export function secondsFrom(nowMs: number, atMs: number): number {
+  return Math.max(0, Math.ceil((atMs - nowMs) / 1000));
+}
+
+/** Seconds until the window holds fewer than its quota again (`roomAt`); 0 when it does. */
 export function secondsUntilRoom(
   policy: Policy,
   state: WindowState,
   nowMs: number,
   unseen = 0,
 ): number {
-  let total = used(state) - unseen;
-  if (total < policy.quota) return 0;
-  for (let i = 0; i < state.counts.length; i++) {
-    total -= seenAt(state, i, unseen);
-    if (total < policy.quota) return secondsFrom(nowMs, leavesAtMs(policy, state, i));
-  }
-  return secondsFrom(nowMs, leavesAtMs(policy, state, SLOTS));
+  const at = roomAt(policy, state, unseen);
+  return at === null ? 0 : secondsFrom(nowMs, at);
 }
 
 /**

@@ -2,7 +2,7 @@
  * Which rate-limit windows a request is charged to: per class (data, ops) by subject, and
  * the login windows by email and client IP. Pure, given the settings.
  */
-import { type Policy, slotMs } from "../lib/ratelimit.ts";
+import { type Policy, policyHeader, slotMs } from "../lib/ratelimit.ts";
 import type { Principal } from "../lib/policy.ts";
 import { sha256Hex } from "../lib/sha256.ts";
 import type { Settings } from "../db/settings.ts";
@@ -73,9 +73,11 @@ export interface Charges {
   /** `windowsSignature(list)`. */
   sig: string;
   policies: readonly Policy[];
+  /** The RateLimit-Policy field value of `policies`. */
+  policyField: string;
 }
 
-const NONE: Charges = { list: [], sig: "", policies: [] };
+const NONE: Charges = { list: [], sig: "", policies: [], policyField: "" };
 
 function sameQuotas(list: readonly WindowCharge[], defs: readonly WindowDef[], settings: Settings) {
   for (let i = 0; i < defs.length; i++) {
@@ -105,7 +107,13 @@ export function createChargeMemo(max = 10_000) {
     const known = bySubject.get(subject);
     if (known && sameQuotas(known.list, defs, settings)) return known;
     const list = chargesFor(limit, principal, clientIp, settings);
-    const charges = { list, sig: windowsSignature(list), policies: list.map((c) => c.policy) };
+    const policies = list.map((c) => c.policy);
+    const charges = {
+      list,
+      sig: windowsSignature(list),
+      policies,
+      policyField: policyHeader(policies),
+    };
     if (bySubject.size >= max) bySubject.clear();
     bySubject.set(subject, charges);
     return charges;

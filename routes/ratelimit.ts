@@ -5,9 +5,13 @@
 import { ApiError } from "../lib/problem.ts";
 import {
   closestToExhaustion,
+  type Policy,
   policyHeader,
   rateLimitHeader,
+  roomAt,
   roomAtMs,
+  secondsFrom,
+  type Usage,
   usage,
 } from "../lib/ratelimit.ts";
 import { type CredentialRef, StalePrincipal } from "../lib/policy.ts";
@@ -92,30 +96,87 @@ export async function enforceLimits(
   applyCharge(ctx, charges, await charge(ctx.db, charges, ctx.deps.now));
 }
 
-/** Sets the RateLimit fields of `result` on the response; throws the 429 when refused. */
-function applyCharge(ctx: Ctx, charges: readonly WindowCharge[], result: ChargeResult): void {
-  const now = ctx.deps.now();
-  const usages = charges.map((c, i) => usage(c.policy, result.states[i], now, result.unseen));
-  ctx.responseHeaders.set("ratelimit-policy", policyHeader(charges.map((c) => c.policy)));
-  if (result.admitted) {
-    ctx.responseHeaders.set("ratelimit", rateLimitHeader(closestToExhaustion(usages)));
-    return;
-  }
-  const violated = usages.filter((u) => u.remaining === 0);
-  const worst = closestToExhaustion(violated);
+/**
+ * The 429 of a refused request, made again only when it reads differently: requests refused
+ * on the same result (a remembered refusal, or a lease's) share it while their Retry-After
+ * is the same second, and with it the rendered body (lib/problem.ts).
+ */
+interface RefusalAnswers {
+  answer(
+    charges: readonly WindowCharge[],
+    result: ChargeResult,
+    nowMs: number,
+  ): { field: string; error: ApiError };
+}
+
+interface Refusal {
+  /** The full windows and when each has room again. */
+  full: { policy: Policy; atMs: number }[];
+  last: { worst: Usage; field: string; error: ApiError } | null;
+}
+
+function createRefusalAnswers(): RefusalAnswers {
+  const known = new WeakMap<ChargeResult, Refusal>();
+  const fullOf = (charges: readonly WindowCharge[], result: ChargeResult) =>
+    charges.flatMap((c, i) => {
+      const atMs = roomAt(c.policy, result.states[i], result.unseen);
+      return atMs === null ? [] : [{ policy: c.policy, atMs }];
+    });
+  return {
+    answer(charges, result, nowMs) {
+      let refusal = known.get(result);
+      if (!refusal) known.set(result, refusal = { full: fullOf(charges, result), last: null });
+      const violated = refusal.full.map(({ policy, atMs }) => ({
+        policy,
+        remaining: 0,
+        resetSeconds: secondsFrom(nowMs, atMs),
+      }));
+      const worst = closestToExhaustion(violated);
+      const last = refusal.last;
+      if (last?.worst.policy === worst.policy && last.worst.resetSeconds === worst.resetSeconds) {
+        return last;
+      }
+      const field = rateLimitHeader(worst);
+      return refusal.last = { worst, field, error: quotaExceeded(violated, worst) };
+    },
+  };
+}
+
+function quotaExceeded(violated: Usage[], worst: Usage): ApiError {
   const retryAfter = Math.max(1, worst.resetSeconds);
-  ctx.responseHeaders.set("ratelimit", rateLimitHeader(worst));
-  throw new ApiError(
+  const names = violated.map((u) => u.policy.name);
+  return new ApiError(
     "quota-exceeded",
-    `Rate limit ${
-      violated.map((u) => u.policy.name).join(", ")
-    } exceeded; retry in ${retryAfter} s`,
+    `Rate limit ${names.join(", ")} exceeded; retry in ${retryAfter} s`,
     {
       type: QUOTA_EXCEEDED_TYPE,
       headers: { "retry-after": String(retryAfter) },
-      extra: { "violated-policies": violated.map((u) => u.policy.name) },
+      extra: { "violated-policies": names },
     },
   );
+}
+
+/**
+ * Sets the RateLimit fields of `result` on the response; throws the 429 when refused.
+ * `policyField`: the RateLimit-Policy value of `charges`, when the caller has it already.
+ */
+function applyCharge(
+  ctx: Ctx,
+  charges: readonly WindowCharge[],
+  result: ChargeResult,
+  refusals: RefusalAnswers = createRefusalAnswers(),
+  policyField = policyHeader(charges.map((c) => c.policy)),
+): void {
+  const now = ctx.deps.now();
+  ctx.responseHeaders.set("ratelimit-policy", policyField);
+  if (result.admitted) {
+    const usages = charges.map((c, i) => usage(c.policy, result.states[i], now, result.unseen));
+    ctx.responseHeaders.set("ratelimit", rateLimitHeader(closestToExhaustion(usages)));
+    return;
+  }
+  const { field, error } = refusals.answer(charges, result, now);
+  ctx.responseHeaders.set("ratelimit", field);
+  throw error;
 }
 
 /**
@@ -158,6 +219,7 @@ export function createRateLimit(
   gated: RateLimitDeps,
 ): (ctx: Ctx, route: Route) => Promise<void> {
   const memory = createRefusalMemory();
+  const refusals = createRefusalAnswers();
   const leases = createLeaseBook();
   const chargesOf = createChargeMemo();
   let down = false;
@@ -170,11 +232,13 @@ export function createRateLimit(
     leases.seen(sig, now);
     return memory.recall(charges, now, sig) ?? leases.take(sig, now);
   };
-  const throughGate = async (ctx: Ctx, { list: charges, sig, policies }: Charges) => {
+  const throughGate = async (ctx: Ctx, { list: charges, sig, policies, policyField }: Charges) => {
+    const apply = (result: ChargeResult) =>
+      applyCharge(ctx, charges, result, refusals, policyField);
     const now = ctx.deps.now();
     const check = ctx.principal?.speculative ? ctx.principal : null;
     let result = charges.length ? charged(charges, sig, now) : null;
-    if (result && !check) return applyCharge(ctx, charges, result);
+    if (result && !check) return apply(result);
     const r = await gated.gate({
       ref: check?.ref ?? null,
       expect: check ? { userId: check.userId, tier: check.tier } : null,
@@ -196,7 +260,7 @@ export function createRateLimit(
       leases.grant(sig, policies, result.states, r.leased);
       if (!result.admitted) memory.remember(charges, result, ctx.deps.now(), sig);
     }
-    if (result) applyCharge(ctx, charges, result);
+    if (result) apply(result);
   };
   return async (ctx, route) => {
     if (!route.limit) return;

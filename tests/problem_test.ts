@@ -76,3 +76,46 @@ Deno.test("a problem answer stays small whatever the request held", () => {
   });
   assert.equal(parsed.detail.length, 301, "clipped, with an ellipsis");
 });
+
+Deno.test("an error answered again renders each request's id and instance", () => {
+  const err = new ApiError("quota-exceeded", "retry in 3 s", {
+    type: "https://e.test/quota",
+    headers: { "retry-after": "3", "Content-Type": "text/plain" },
+    extra: { "violated-policies": ["a"], title: "Overridden", requestId: "not this" },
+  });
+  const expected = (requestId: string, instance: string) =>
+    JSON.stringify({
+      type: "https://e.test/quota",
+      title: "Overridden",
+      status: 429,
+      detail: "retry in 3 s",
+      instance,
+      requestId,
+      "violated-policies": ["a"],
+    });
+  const first = problemParts(err, ctx);
+  assert.equal(first.body, expected("rid-12345678", "/x"));
+  first.headers.push(["x-added", "by a caller"]);
+  const again = problemParts(err, { ...ctx, requestId: 'quote" and \\ slash' });
+  assert.equal(again.body, expected('quote" and \\ slash', "/x"));
+  assert.deepEqual(again.headers, [["content-type", "application/problem+json"], [
+    "retry-after",
+    "3",
+  ]]);
+  const elsewhere = problemParts(err, { ...ctx, instance: "/y", requestId: "r2" });
+  assert.equal(elsewhere.body, expected("r2", "/y"));
+  assert.equal(problemParts(err, { ...ctx, errorsBase: "https://other.test" }).status, 429);
+});
+
+Deno.test("a problem without extra members ends after its requestId", () => {
+  const body = problemParts(new ApiError("not-found", "none"), ctx).body!;
+  assert.ok(body.endsWith(',"requestId":"rid-12345678"}'), body);
+  assert.deepEqual(Object.keys(JSON.parse(body)), [
+    "type",
+    "title",
+    "status",
+    "detail",
+    "instance",
+    "requestId",
+  ]);
+});

@@ -166,6 +166,35 @@ Deno.test(
 );
 
 Deno.test(
+  {
+    ...DB_TEST,
+    name: "a remembered refusal counts Retry-After down and answers each request as its own",
+  },
+  async () => {
+    await tdb.reset();
+    await withServer(async (h) => {
+      await h.set("ratelimit.sharp.perMinute", 1);
+      assert.deepEqual(await statuses([h.get("/test/data", "jwt 1 sharp")]), [200]);
+      // The T0 slot frees at T0 + 61 s; each answer reads the clock of its own request.
+      const seen = new Set<string>();
+      for (const [at, wait] of [[500, 61], [1_000, 60], [1_999, 60], [2_000, 59], [60_001, 1]]) {
+        h.clock.now = T0 + at;
+        const res = await h.get("/test/data", "jwt 1 sharp");
+        const body = await assertProblem(res, 429, "quota-exceeded");
+        assert.equal(res.headers.get("retry-after"), String(wait), `at +${at} ms`);
+        assert.equal(res.headers.get("ratelimit"), `"sharp-minute";r=0;t=${wait}`);
+        assert.equal(body.detail, `Rate limit sharp-minute exceeded; retry in ${wait} s`);
+        assert.equal(body.requestId, res.headers.get("x-request-id"));
+        seen.add(String(body.requestId));
+      }
+      assert.equal(seen.size, 5, "a request id per answer");
+      h.clock.now = T0 + 61_000;
+      assert.deepEqual(await statuses([h.get("/test/data", "jwt 1 sharp")]), [200]);
+    });
+  },
+);
+
+Deno.test(
   { ...DB_TEST, name: "GET /test/data: a user's API keys and sessions share one budget" },
   async () => {
     await tdb.reset();
