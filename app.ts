@@ -61,7 +61,10 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     await admit(ctx, route, false);
     if (route.precheck) await precheck(ctx, route);
     const next = async () => {
-      if (route.limit && deps.rateLimit) await limit(ctx, route);
+      if (route.limit && deps.rateLimit) {
+        const refusal = await limit(ctx, route);
+        if (refusal) return toProblem(refusal, ctx);
+      }
       // Whatever ran before, a handler never sees a principal nobody has checked.
       if (ctx.principal?.speculative) await admit(ctx, route, true);
       if (route.query && ctx.url.search) refuseRepeated(ctx.url.searchParams, route.query);
@@ -97,13 +100,13 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
 
   // The rate limit, which also checks a speculative principal: when that no longer holds,
   // nothing was charged, and the request is admitted again from a fresh lookup.
-  async function limit(ctx: Ctx, route: Route): Promise<void> {
+  async function limit(ctx: Ctx, route: Route): Promise<ApiError | null> {
     try {
-      await deps.rateLimit!(ctx, route);
+      return await deps.rateLimit!(ctx, route);
     } catch (err) {
       if (!(err instanceof StalePrincipal)) throw err;
       await admit(ctx, route, true);
-      await deps.rateLimit!(ctx, route);
+      return await deps.rateLimit!(ctx, route);
     }
   }
 
@@ -136,7 +139,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
         'Bearer realm="proplab", error="insufficient_scope"',
       ]);
     }
-    return reply(ctx, parts);
+    return ctx.reply(parts);
   }
 
   function shuttingDown(req: Request): Response {
@@ -194,7 +197,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     try {
       res = await handle(ctx);
     } catch (err) {
-      res = replied = toProblem(err, ctx);
+      res = toProblem(err, ctx);
     }
     res = finish(res, ctx, res === replied);
     if (res.status >= 500 && deps.recordError) await deps.recordError(ctx, res.status);

@@ -92,8 +92,18 @@ export async function enforceLimits(
   charges: readonly WindowCharge[],
   charge: Charger = chargeOne,
 ): Promise<void> {
-  if (charges.length === 0) return;
-  applyCharge(ctx, charges, await charge(ctx.db, charges, ctx.deps.now));
+  const refusal = await chargeThrough(ctx, charges, charge);
+  if (refusal) throw refusal;
+}
+
+/** `enforceLimits`, returning the 429 rather than throwing it. */
+async function chargeThrough(
+  ctx: Ctx,
+  charges: readonly WindowCharge[],
+  charge: Charger = chargeOne,
+): Promise<ApiError | null> {
+  if (charges.length === 0) return null;
+  return applyCharge(ctx, charges, await charge(ctx.db, charges, ctx.deps.now));
 }
 
 /**
@@ -157,7 +167,7 @@ function quotaExceeded(violated: Usage[], worst: Usage): ApiError {
 }
 
 /**
- * Sets the RateLimit fields of `result` on the response; throws the 429 when refused.
+ * Sets the RateLimit fields of `result` on the response; returns the 429 when refused.
  * `policyField`: the RateLimit-Policy value of `charges`, when the caller has it already.
  */
 function applyCharge(
@@ -166,17 +176,17 @@ function applyCharge(
   result: ChargeResult,
   refusals: RefusalAnswers = createRefusalAnswers(),
   policyField = policyHeader(charges.map((c) => c.policy)),
-): void {
+): ApiError | null {
   const now = ctx.deps.now();
   ctx.responseHeaders.set("ratelimit-policy", policyField);
   if (result.admitted) {
     const usages = charges.map((c, i) => usage(c.policy, result.states[i], now, result.unseen));
     ctx.responseHeaders.set("ratelimit", rateLimitHeader(closestToExhaustion(usages)));
-    return;
+    return null;
   }
   const { field, error } = refusals.answer(charges, result, now);
   ctx.responseHeaders.set("ratelimit", field);
-  throw error;
+  return error;
 }
 
 /**
@@ -217,7 +227,7 @@ export interface RateLimitDeps {
 export function createRateLimit(
   log: Logger,
   gated: RateLimitDeps,
-): (ctx: Ctx, route: Route) => Promise<void> {
+): (ctx: Ctx, route: Route) => Promise<ApiError | null> {
   const memory = createRefusalMemory();
   const refusals = createRefusalAnswers();
   const leases = createLeaseBook();
@@ -232,7 +242,10 @@ export function createRateLimit(
     leases.seen(sig, now);
     return memory.recall(charges, now, sig) ?? leases.take(sig, now);
   };
-  const throughGate = async (ctx: Ctx, { list: charges, sig, policies, policyField }: Charges) => {
+  const throughGate = async (
+    ctx: Ctx,
+    { list: charges, sig, policies, policyField }: Charges,
+  ): Promise<ApiError | null> => {
     const apply = (result: ChargeResult) =>
       applyCharge(ctx, charges, result, refusals, policyField);
     const now = ctx.deps.now();
@@ -260,16 +273,19 @@ export function createRateLimit(
       leases.grant(sig, policies, result.states, r.leased);
       if (!result.admitted) memory.remember(charges, result, ctx.deps.now(), sig);
     }
-    if (result) apply(result);
+    return result ? apply(result) : null;
   };
   return async (ctx, route) => {
-    if (!route.limit) return;
+    if (!route.limit) return null;
     const charges = chargesOf(route.limit, ctx.principal, ctx.clientIp, ctx.deps.settings);
     try {
-      if (ctx.db !== ctx.deps.db) await enforceLimits(ctx, charges.list);
+      let refusal = null;
+      if (ctx.db !== ctx.deps.db) refusal = await chargeThrough(ctx, charges.list);
       else if (charges.list.length || ctx.principal?.speculative) {
-        await throughGate(ctx, charges);
+        refusal = await throughGate(ctx, charges);
       }
+      reachable();
+      return refusal;
     } catch (err) {
       if (!isUnavailable(err)) {
         reachable();
@@ -281,7 +297,6 @@ export function createRateLimit(
         headers: { "retry-after": "2" },
       });
     }
-    reachable();
   };
 }
 

@@ -182,7 +182,7 @@ Deno.test(
   { ...DB_TEST, name: "a recalled principal is checked even where no rate limiter runs" },
   async () => {
     await withServer(async (s) => {
-      s.running.deps.rateLimit = () => Promise.resolve(); // checks nothing
+      s.running.deps.rateLimit = () => Promise.resolve(null); // checks nothing
       const user = await createUser(tdb.db, { tier: "sharp" });
       const headers = { "x-api-key": await createApiKey(tdb.db, user.id) };
       assert.equal(await status(s, headers), 200);

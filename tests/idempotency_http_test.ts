@@ -96,7 +96,7 @@ Deno.test({ ...DB_TEST, name: "a replay is not charged to the rate limit" }, asy
   let charged = 0;
   s.running.deps.rateLimit = () => {
     charged++;
-    return Promise.resolve();
+    return Promise.resolve(null);
   };
   try {
     for (let i = 0; i < 3; i++) await (await post(s, { name: "a" }, "k-1")).body?.cancel();
