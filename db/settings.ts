@@ -45,9 +45,20 @@ export async function upsertSetting(
   return old;
 }
 
+// Values are JSON; the same text is the same value.
+function sameValues(a: Map<string, unknown>, b: Map<string, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [key, value] of a) {
+    if (!b.has(key) || JSON.stringify(b.get(key)) !== JSON.stringify(value)) return false;
+  }
+  return true;
+}
+
 /** Run-time settings as every instance sees them, refreshed within seconds of a change. */
 export interface Settings {
   get<K extends SettingKey>(key: K): typeof SETTINGS[K]["default"];
+  /** Counts the changes seen: while it stays the same, so does every `get`. */
+  readonly version: number;
   refresh(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -55,8 +66,11 @@ export interface Settings {
 /** Loads settings and keeps them fresh: NOTIFY for speed, a poll every `pollMs` as a backstop. */
 export async function createSettings(db: Db, log: Logger, pollMs = 2000): Promise<Settings> {
   let values = new Map<string, unknown>();
+  let version = 0;
   const refresh = async () => {
-    values = await findSettingOverrides(db);
+    const fresh = await findSettingOverrides(db);
+    if (!sameValues(values, fresh)) version++;
+    values = fresh;
   };
   await refresh();
   const safeRefresh = () =>
@@ -66,6 +80,9 @@ export async function createSettings(db: Db, log: Logger, pollMs = 2000): Promis
   return {
     get(key) {
       return (values.has(key) ? values.get(key) : SETTINGS[key].default) as never;
+    },
+    get version() {
+      return version;
     },
     refresh,
     async stop() {

@@ -96,7 +96,7 @@ export interface IdentityService {
   stop(): Promise<void>;
 }
 
-/** Principals recalled per credential; cleared whole when full. */
+/** Principals recalled per credential kind at most. */
 const RECALL_MAX = 100_000;
 
 /** True when `route`'s rate limiter runs on the pool and so checks a recalled credential. */
@@ -127,23 +127,20 @@ export async function createIdentityService(opts: {
   const flushTimer = setInterval(() => void usage.flush(), USAGE_FLUSH_MS);
   const identity = { keyring, passwords: opts.passwords ?? createPasswordHasher(), usage };
   const gate = opts.gate ?? createGate(db, now);
-  const recalled = new Map<string, Principal>();
+  const recalled = createRecallBook();
   const deps: AuthDeps = {
     identity,
     now,
     lookup: async (ref) => (await gate({ ref, expect: null, charges: [] })).found,
-    recall: (ref) => recalled.get(refKey(ref)),
-    remember: (p) => {
-      if (recalled.size >= RECALL_MAX) recalled.clear();
-      recalled.set(refKey(p.ref!), p);
-    },
+    recall: recalled.get,
+    remember: recalled.set,
   };
   const lookupOnly: AuthDeps = { ...deps, recall: null };
   return {
     identity,
     authenticate: (req, route, fresh = false) =>
       authenticateRequest(req, fresh || !recallable(route) ? lookupOnly : deps),
-    forget: (ref) => void recalled.delete(refKey(ref)),
+    forget: recalled.delete,
     async stop() {
       clearInterval(reloadTimer);
       clearInterval(flushTimer);
@@ -153,8 +150,27 @@ export async function createIdentityService(opts: {
   };
 }
 
-const refKey = (ref: CredentialRef) =>
-  ref.kind === "session" ? `session:${ref.sessionId}` : `${ref.kind}:${ref.hash}`;
+/**
+ * Principals recalled per credential, a map per kind keyed by the hash or session id as
+ * they come (no key string built per request); each cleared whole when full.
+ */
+function createRecallBook() {
+  const byKind = {
+    apiKey: new Map<string, Principal>(),
+    opsToken: new Map<string, Principal>(),
+    session: new Map<string, Principal>(),
+  };
+  const idOf = (ref: CredentialRef) => ref.kind === "session" ? ref.sessionId : ref.hash;
+  return {
+    get: (ref: CredentialRef) => byKind[ref.kind].get(idOf(ref)),
+    set(p: Principal) {
+      const known = byKind[p.ref!.kind];
+      if (known.size >= RECALL_MAX) known.clear();
+      known.set(idOf(p.ref!), p);
+    },
+    delete: (ref: CredentialRef) => void byKind[ref.kind].delete(idOf(ref)),
+  };
+}
 
 interface AuthDeps {
   identity: Identity;

@@ -79,21 +79,15 @@ export interface Charges {
 
 const NONE: Charges = { list: [], sig: "", policies: [], policyField: "" };
 
-function sameQuotas(list: readonly WindowCharge[], defs: readonly WindowDef[], settings: Settings) {
-  for (let i = 0; i < defs.length; i++) {
-    if (list[i].policy.quota !== quotaOf(settings, defs[i].quota)) return false;
-  }
-  return true;
-}
-
 /**
- * `chargesFor` with its signature, remembered per class and subject while the quotas stay
+ * `chargesFor` with its signature, remembered per class and subject while the settings stay
  * the same (at most `max` subjects a class; cleared whole when full). Every request of a
  * user then brings the same key and signature strings, whose hashes are computed once, so
  * the lease book and the refusal memory find them at once; and nothing is built per request.
  */
 export function createChargeMemo(max = 10_000) {
-  const memo = { data: new Map<string, Charges>(), ops: new Map<string, Charges>() };
+  type Known = { version: number; charges: Charges };
+  const memo = { data: new Map<string, Known>(), ops: new Map<string, Known>() };
   return (
     limit: LimitClass,
     principal: Principal | null,
@@ -101,11 +95,10 @@ export function createChargeMemo(max = 10_000) {
     settings: Settings,
   ): Charges => {
     if (unlimited(limit, principal)) return NONE;
-    const defs = CLASS_WINDOWS[limit as "data" | "ops"];
     const bySubject = memo[limit as "data" | "ops"];
     const subject = subjectOf(principal, clientIp);
     const known = bySubject.get(subject);
-    if (known && sameQuotas(known.list, defs, settings)) return known;
+    if (known?.version === settings.version) return known.charges;
     const list = chargesFor(limit, principal, clientIp, settings);
     const policies = list.map((c) => c.policy);
     const charges = {
@@ -115,7 +108,7 @@ export function createChargeMemo(max = 10_000) {
       policyField: policyHeader(policies),
     };
     if (bySubject.size >= max) bySubject.clear();
-    bySubject.set(subject, charges);
+    bySubject.set(subject, { version: settings.version, charges });
     return charges;
   };
 }

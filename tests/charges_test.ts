@@ -8,12 +8,17 @@ import type { Principal } from "../lib/policy.ts";
 /** Settings as the server reads them: overrides over the defaults. */
 function settingsWith(overrides: Partial<Record<SettingKey, number>> = {}) {
   const values = new Map<string, unknown>(Object.entries(overrides));
-  const settings: Settings = {
-    get: (key) => (values.has(key) ? values.get(key) : SETTINGS[key].default) as never,
+  const settings = {
+    get: (key: SettingKey) => (values.has(key) ? values.get(key) : SETTINGS[key].default) as never,
+    version: 0,
     refresh: () => Promise.resolve(),
     stop: () => Promise.resolve(),
+  } satisfies Settings;
+  const set = (key: SettingKey, v: number) => {
+    values.set(key, v);
+    settings.version++;
   };
-  return { settings, set: (key: SettingKey, v: number) => values.set(key, v) };
+  return { settings, set };
 }
 
 const user = (id: string, tier: Principal["tier"] = "sharp"): Principal => ({

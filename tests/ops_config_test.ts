@@ -4,6 +4,8 @@ import { startTestServer, type TestServer } from "./support/server.ts";
 import { assertProblem, DB_TEST } from "./support/assert.ts";
 import { ADMIN, opsToken, useTestAuth } from "./support/principal.ts";
 import { SETTINGS } from "../lib/settings.ts";
+import { createSettings, upsertSetting } from "../db/settings.ts";
+import { createLogger } from "../lib/log.ts";
 
 const tdb = await openTestDb();
 
@@ -164,6 +166,31 @@ Deno.test(
     } finally {
       await a.stop();
       await b.stop();
+      await tdb.reset();
+    }
+  },
+);
+
+Deno.test(
+  { ...DB_TEST, name: "Settings.version moves when a value changes, and only then" },
+  async () => {
+    const settings = await createSettings(tdb.db, createLogger("error"), 60_000);
+    try {
+      const v0 = settings.version;
+      await settings.refresh();
+      assert.equal(settings.version, v0, "nothing changed");
+      await upsertSetting(tdb.db, "ratelimit.sharp.perMinute", 7, "test");
+      await settings.refresh();
+      assert.equal(settings.version, v0 + 1);
+      assert.equal(settings.get("ratelimit.sharp.perMinute"), 7);
+      await upsertSetting(tdb.db, "ratelimit.sharp.perMinute", 7, "test");
+      await settings.refresh();
+      assert.equal(settings.version, v0 + 1, "the same value again");
+      await upsertSetting(tdb.db, "ratelimit.sharp.perMinute", 8, "test");
+      await settings.refresh();
+      assert.equal(settings.version, v0 + 2);
+    } finally {
+      await settings.stop();
       await tdb.reset();
     }
   },
