@@ -7,8 +7,13 @@ import type { Db } from "../db/client.ts";
 import { type GateItem, type GateResult, runGate } from "../db/gate.ts";
 import { createBatcher } from "../lib/batch.ts";
 
-/** Sends one request's item through the next gate statement. */
-export type Gate = (item: GateItem) => Promise<GateResult>;
+/**
+ * Sends one request's item through the next gate statement. `onAnswer`, when given, sees the
+ * result as soon as the statement answers, before the next statement is built and before
+ * any caller resumes: what it records (a lease) is there for requests joining that next one.
+ * It must not throw.
+ */
+export type Gate = (item: GateItem, onAnswer?: (r: GateResult) => void) => Promise<GateResult>;
 
 /**
  * A gate over `db`: one statement in flight; requests arriving meanwhile queue for the next,
@@ -19,5 +24,12 @@ export function createGate(db: Db, now: () => number): Gate {
   // PGlite answers within the same turn of the event loop: wait for the turn's requests.
   const wait = db.kind === "pglite" ? "macrotask" : "microtask";
   const q = db.gateConnection ?? db;
-  return createBatcher((items: GateItem[]) => runGate(q, items, now()), 1, wait);
+  type Entry = { item: GateItem; onAnswer?: (r: GateResult) => void };
+  const run = async (entries: Entry[]) => {
+    const results = await runGate(q, entries.map((e) => e.item), now());
+    entries.forEach((e, i) => e.onAnswer?.(results[i]));
+    return results;
+  };
+  const batched = createBatcher(run, 1, wait);
+  return (item, onAnswer) => batched({ item, onAnswer });
 }

@@ -242,22 +242,58 @@ export function createRateLimit(
     leases.seen(sig, now);
     return memory.recall(charges, now, sig) ?? leases.take(sig, now);
   };
-  const throughGate = async (
-    ctx: Ctx,
-    { list: charges, sig, policies, policyField }: Charges,
-  ): Promise<ApiError | null> => {
+  // Users whose charge is on its way, with the requests that arrived meanwhile: they wait for
+  // what it brings (a lease, or a refusal to remember) instead of charging again. Without
+  // this, after each slot boundary every request of a user until its renewal came back
+  // charged, and brought a lease, of its own. They are released as the statement answers,
+  // before the next one is built (Gate's onAnswer), so they can still join that one.
+  const onTheirWay = new Map<string, (() => void)[]>();
+  const release = (sig: string, waiting: (() => void)[]) => {
+    if (onTheirWay.get(sig) !== waiting) return;
+    onTheirWay.delete(sig);
+    for (const go of waiting) go();
+  };
+  const record = (c: Charges, charge: ChargeResult | null, leased: number, now: number) => {
+    if (!charge) return;
+    leases.grant(c.sig, c.policies, charge.states, leased);
+    if (!charge.admitted) memory.remember(c.list, charge, now, c.sig);
+  };
+  const throughGate = async (ctx: Ctx, c: Charges): Promise<ApiError | null> => {
+    const { list: charges, sig, policies, policyField } = c;
     const apply = (result: ChargeResult) =>
       applyCharge(ctx, charges, result, refusals, policyField);
     const now = ctx.deps.now();
     const check = ctx.principal?.speculative ? ctx.principal : null;
     let result = charges.length ? charged(charges, sig, now) : null;
+    const waiting = result ? undefined : onTheirWay.get(sig);
+    if (waiting) {
+      await new Promise<void>((go) => waiting.push(go));
+      const later = ctx.deps.now();
+      result = memory.recall(charges, later, sig) ?? leases.take(sig, later);
+    }
     if (result && !check) return apply(result);
-    const r = await gated.gate({
-      ref: check?.ref ?? null,
-      expect: check ? { userId: check.userId, tier: check.tier } : null,
-      charges: result ? [] : charges,
-      extra: result ? 0 : leases.extra(sig, policies, now),
-    });
+    const charging = !result && charges.length > 0;
+    const mine = charging && !onTheirWay.has(sig) ? [] : null;
+    if (mine) onTheirWay.set(sig, mine);
+    let r;
+    try {
+      r = await gated.gate(
+        {
+          ref: check?.ref ?? null,
+          expect: check ? { userId: check.userId, tier: check.tier } : null,
+          charges: charging ? charges : [],
+          extra: charging ? leases.extra(sig, policies, now) : 0,
+        },
+        charging
+          ? (answer) => {
+            record(c, answer.charge, answer.leased, ctx.deps.now());
+            if (mine) release(sig, mine);
+          }
+          : undefined,
+      );
+    } finally {
+      if (mine) release(sig, mine);
+    }
     if (check && !r.verified) {
       if (result?.admitted) leases.giveBack(sig, result);
       gated.forget(check.ref!);
@@ -268,11 +304,7 @@ export function createRateLimit(
       if (check.kind !== "jwt") gated.touch(check.kind, check.credentialId, now);
     }
     ctx.versions = r.versions;
-    if (r.charge) {
-      result = r.charge;
-      leases.grant(sig, policies, result.states, r.leased);
-      if (!result.admitted) memory.remember(charges, result, ctx.deps.now(), sig);
-    }
+    if (r.charge) result = r.charge;
     return result ? apply(result) : null;
   };
   return async (ctx, route) => {
