@@ -180,6 +180,8 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
 
   async function serveOne(req: Request, info?: ConnInfo): Promise<Response> {
     const started = performance.now();
+    // The answer built by ctx.reply, if any: its headers are complete (see `finish`).
+    let replied: Response | null = null;
     const ctx: Ctx = {
       req: withBodyDeadline(req, config.bodyTimeoutMs),
       url: new URL(req.url),
@@ -192,7 +194,6 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
       responseHeaders: new Map(),
       reply: (parts) => replied = reply(ctx, parts),
     };
-    let replied: Response | null = null;
     let res: Response;
     try {
       res = await handle(ctx);

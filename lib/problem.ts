@@ -177,7 +177,7 @@ function render(err: ApiError, ctx: ProblemContext): Rendered {
 
 /**
  * The parts of `problemResponse`'s answer, for a caller that adds headers before building it.
- * An error answered again (a remembered refusal: routes/ratelimit.ts) reuses its rendering.
+ * An error answered again (a remembered refusal: routes/refusals.ts) reuses its rendering.
  */
 export function problemParts(err: ApiError, ctx: ProblemContext): ResponseParts {
   let r = err.rendered;

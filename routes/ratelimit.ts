@@ -124,9 +124,9 @@ export function createRateLimit(
     down = false;
   };
   // Answered without charging now: a refusal remembered, or a unit of this user's lease.
-  const charged = (charges: readonly WindowCharge[], sig: string, now: number) => {
+  const charged = (sig: string, now: number) => {
     leases.seen(sig, now);
-    return memory.recall(charges, now, sig) ?? leases.take(sig, now);
+    return memory.recall(sig, now) ?? leases.take(sig, now);
   };
   // Users whose charge is on its way, with the requests that arrived meanwhile: they wait for
   // what it brings (a lease, or a refusal to remember) instead of charging again. Without
@@ -142,7 +142,7 @@ export function createRateLimit(
   const record = (c: Charges, charge: ChargeResult | null, leased: number, now: number) => {
     if (!charge) return;
     leases.grant(c.sig, c.policies, charge.states, leased);
-    if (!charge.admitted) memory.remember(c.list, charge, now, c.sig);
+    if (!charge.admitted) memory.remember(c.sig, c.list, charge, now);
   };
   const throughGate = async (ctx: Ctx, c: Charges): Promise<ApiError | null> => {
     const { list: charges, sig, policies, policyField } = c;
@@ -150,12 +150,12 @@ export function createRateLimit(
       applyCharge(ctx, charges, result, refusals, policyField);
     const now = ctx.deps.now();
     const check = ctx.principal?.speculative ? ctx.principal : null;
-    let result = charges.length ? charged(charges, sig, now) : null;
+    let result = charges.length ? charged(sig, now) : null;
     const waiting = result ? undefined : onTheirWay.get(sig);
     if (waiting) {
       await new Promise<void>((go) => waiting.push(go));
       const later = ctx.deps.now();
-      result = memory.recall(charges, later, sig) ?? leases.take(sig, later);
+      result = memory.recall(sig, later) ?? leases.take(sig, later);
     }
     if (result && !check) return apply(result);
     const charging = !result && charges.length > 0;

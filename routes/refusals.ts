@@ -13,7 +13,6 @@ import {
   type Usage,
 } from "../lib/ratelimit.ts";
 import type { ChargeResult, WindowCharge } from "../db/ratelimits.ts";
-import { windowsSignature } from "./charges.ts";
 
 /** The problem type of a 429 (IANA HTTP Problem Types registry). */
 export const QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded";
@@ -25,26 +24,26 @@ export const QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-ty
  * applies at once.
  */
 export interface RefusalMemory {
-  /** `sig`: the charges' windowsSignature, when the caller has it already. */
-  recall(charges: readonly WindowCharge[], nowMs: number, sig?: string): ChargeResult | null;
+  /** `sig`: the windowsSignature of the charges (routes/charges.ts). */
+  recall(sig: string, nowMs: number): ChargeResult | null;
   remember(
+    sig: string,
     charges: readonly WindowCharge[],
     result: ChargeResult,
     nowMs: number,
-    sig?: string,
   ): void;
 }
 
 export function createRefusalMemory(max = 10_000): RefusalMemory {
   const refused = new Map<string, { untilMs: number; result: ChargeResult }>();
   return {
-    recall(charges, nowMs, sig = windowsSignature(charges)) {
+    recall(sig, nowMs) {
       const known = refused.get(sig);
       if (known && nowMs < known.untilMs) return known.result;
       if (known) refused.delete(sig);
       return null;
     },
-    remember(charges, result, nowMs, sig = windowsSignature(charges)) {
+    remember(sig, charges, result, nowMs) {
       const untilMs = Math.max(
         ...charges.map((c, i) => roomAtMs(c.policy, result.states[i], nowMs)),
       );
