@@ -1,6 +1,6 @@
 /** Rate-limit windows: one atomic check per request, and pruning of expired rows. */
 import type { Queryable } from "./client.ts";
-import { type Policy, slotMs, SLOTS, type WindowState } from "../lib/ratelimit.ts";
+import { type Policy, slotMs, SLOTS, type WindowState, windowState } from "../lib/ratelimit.ts";
 
 /** One window a check charges: the policy and the row key (`<policy>:<subject>`). */
 export interface WindowCharge {
@@ -48,7 +48,7 @@ export async function chargeRateLimitWindows(
   const states = charges.map((c) => {
     const r = byKey.get(c.key);
     if (!r) throw new Error(`rate-limit window ${c.policy.name} missing after its check`);
-    return { head: Number(r.head), counts: r.counts.map(Number) };
+    return windowState(Number(r.head), r.counts.map(Number));
   });
   return { admitted: rows.length > 0 && rows[0].admitted, states };
 }
@@ -124,7 +124,7 @@ export function spreadCharges(
   const final = charges.map((c) => {
     const r = byKey.get(c.key);
     if (!r) throw new Error(`rate-limit window ${c.policy.name} missing after its check`);
-    return { head: Number(r.head), counts: r.counts.map(Number) };
+    return windowState(Number(r.head), r.counts.map(Number));
   });
   const admitted = Number(byKey.get(charges[0].key)?.admitted ?? 0) - held;
   return Array.from(

@@ -48,6 +48,8 @@ export interface LeaseBook {
   seen(sig: string, nowMs: number): void;
   /** Uses one unit: the outcome to answer with (admitted), or null when none is left. */
   take(sig: string, nowMs: number): Charged | null;
+  /** `seen`, then `take`, with one look-up of `sig`: a request's first call. */
+  arrive(sig: string, nowMs: number): Charged | null;
   /**
    * Returns a unit `take` gave to a request that did not go ahead, if its lease still runs:
    * a unit charged to an earlier slot must not serve a later one.
@@ -79,24 +81,33 @@ export function createLeaseBook(max = 10_000): LeaseBook {
     }
     return e;
   };
+  const count = (e: Entry, nowMs: number) => {
+    const second = Math.floor(nowMs / 1000);
+    if (second !== e.second) {
+      e.seenBefore = second === e.second + 1 ? e.seenNow : 0;
+      e.seenNow = 0;
+      e.second = second;
+    }
+    e.seenNow++;
+  };
+  const use = (e: Entry | undefined, nowMs: number): Charged | null => {
+    if (!e || e.left <= 0 || nowMs >= e.validUntilMs) return null;
+    e.left--;
+    // The units still held are counted in the windows, not yet used: this request's view
+    // leaves them out.
+    return { admitted: true, states: e.states, unseen: e.left, leaseEndMs: e.validUntilMs };
+  };
   return {
     seen(sig, nowMs) {
-      const e = entry(sig);
-      const second = Math.floor(nowMs / 1000);
-      if (second !== e.second) {
-        e.seenBefore = second === e.second + 1 ? e.seenNow : 0;
-        e.seenNow = 0;
-        e.second = second;
-      }
-      e.seenNow++;
+      count(entry(sig), nowMs);
     },
     take(sig, nowMs) {
-      const e = book.get(sig);
-      if (!e || e.left <= 0 || nowMs >= e.validUntilMs) return null;
-      e.left--;
-      // The units still held are counted in the windows, not yet used: this request's view
-      // leaves them out.
-      return { admitted: true, states: e.states, unseen: e.left, leaseEndMs: e.validUntilMs };
+      return use(book.get(sig), nowMs);
+    },
+    arrive(sig, nowMs) {
+      const e = entry(sig);
+      count(e, nowMs);
+      return use(e, nowMs);
     },
     giveBack(sig, taken) {
       const e = book.get(sig);

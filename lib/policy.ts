@@ -30,6 +30,12 @@ export interface Principal {
    * checks it in the same statement that charges the rate limits (routes/ratelimit.ts).
    */
   speculative?: boolean;
+  /**
+   * On a speculative principal: the principal as it was resolved, which the request takes
+   * once the gate has checked it. Recalled principals are shared by the requests that
+   * recall them, made once and never changed: nothing is copied per request.
+   */
+  confirmed?: Principal;
 }
 
 /** How a credential is looked up: API keys and ops tokens by hash, sessions by id. */

@@ -25,6 +25,23 @@ export interface Policy {
 export interface WindowState {
   head: number;
   counts: number[];
+  /**
+   * The sum of `counts`, when whoever made the state computed it (`windowState`): every
+   * request of a lease shares one state, and summing its counters per request was a cache
+   * miss per user with many users.
+   */
+  total?: number;
+}
+
+/**
+ * A window's counters with their sum, for states nobody changes afterwards (the database's
+ * answers, `decide`'s). `emptyWindow` and `roll` leave the sum out: their counters may be
+ * filled in by the caller.
+ */
+export function windowState(head: number, counts: number[]): WindowState {
+  let total = 0;
+  for (const c of counts) total += c;
+  return { head, counts, total };
 }
 
 /** What one policy looks like to the caller after a check. */
@@ -55,6 +72,7 @@ export function roll(policy: Policy, state: WindowState, nowMs: number): WindowS
 
 /** Requests counted in the window. */
 export function used(state: WindowState): number {
+  if (state.total !== undefined) return state.total;
   // A plain loop: this runs a few times per request over SLOTS + 1 counters.
   let total = 0;
   for (const c of state.counts) total += c;
@@ -71,11 +89,10 @@ export function decide(
 ): { admitted: boolean; states: WindowState[] } {
   const rolled = windows.map((w) => roll(w.policy, w.state, nowMs));
   const admitted = windows.every((w, i) => used(rolled[i]) < w.policy.quota);
-  if (!admitted) return { admitted, states: rolled };
-  const states = rolled.map((s) => ({
-    head: s.head,
-    counts: s.counts.map((c, i) => i === SLOTS ? c + 1 : c),
-  }));
+  if (!admitted) return { admitted, states: rolled.map((s) => windowState(s.head, s.counts)) };
+  const states = rolled.map((s) =>
+    windowState(s.head, s.counts.map((c, i) => i === SLOTS ? c + 1 : c))
+  );
   return { admitted, states };
 }
 

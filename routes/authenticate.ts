@@ -58,15 +58,19 @@ export const USAGE_FLUSH_MS = 10_000;
 const KEY_RELOAD_MS = 60_000;
 
 function createUsageTracker(db: Db, log: Logger): UsageTracker {
-  const pending = { apiKey: new Map<string, number>(), opsToken: new Map<string, number>() };
-  const drain = (m: Map<string, number>) => {
-    const out = [...m].map(([id, at]) => ({ id, at: new Date(at) }));
+  // The latest use per credential, in a box changed in place: one look-up per request.
+  type Use = { at: number };
+  const pending = { apiKey: new Map<string, Use>(), opsToken: new Map<string, Use>() };
+  const drain = (m: Map<string, Use>) => {
+    const out = [...m].map(([id, use]) => ({ id, at: new Date(use.at) }));
     m.clear();
     return out;
   };
   return {
     touch(kind, id, at) {
-      pending[kind].set(id, Math.max(at, pending[kind].get(id) ?? 0));
+      const use = pending[kind].get(id);
+      if (!use) pending[kind].set(id, { at });
+      else if (at > use.at) use.at = at;
     },
     async flush() {
       try {
@@ -152,7 +156,8 @@ export async function createIdentityService(opts: {
 
 /**
  * Principals recalled per credential, a map per kind keyed by the hash or session id as
- * they come (no key string built per request); each cleared whole when full.
+ * they come (no key string built per request); each cleared whole when full. Each is kept in
+ * its speculative form, made once when it is remembered.
  */
 function createRecallBook() {
   const byKind = {
@@ -166,7 +171,7 @@ function createRecallBook() {
     set(p: Principal) {
       const known = byKind[p.ref!.kind];
       if (known.size >= RECALL_MAX) known.clear();
-      known.set(idOf(p.ref!), p);
+      known.set(idOf(p.ref!), { ...p, speculative: true, confirmed: p });
     },
     delete: (ref: CredentialRef) => void byKind[ref.kind].delete(idOf(ref)),
   };
@@ -177,7 +182,7 @@ interface AuthDeps {
   now: () => number;
   /** The credential as stored now, or null. */
   lookup: (ref: CredentialRef) => Promise<LiveCredential | null>;
-  /** A principal resolved earlier for this credential; null: always look up. */
+  /** A principal resolved earlier for this credential, speculative; null: always look up. */
   recall: ((ref: CredentialRef) => Principal | undefined) | null;
   /** Keeps a freshly resolved principal for `recall`. */
   remember: (p: Principal) => void;
@@ -211,7 +216,7 @@ async function resolve(
   matches: (p: Principal) => boolean = () => true,
 ): Promise<Principal> {
   const known = deps.recall?.(ref);
-  if (known && matches(known)) return { ...known, speculative: true };
+  if (known && matches(known)) return known;
   const found = await deps.lookup(ref);
   const principal = found && found.live ? toPrincipal(found) : null;
   if (!principal) throw invalid(refusal);

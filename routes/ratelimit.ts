@@ -123,11 +123,9 @@ export function createRateLimit(
     if (down) log.info("rate limiter: database reachable again");
     down = false;
   };
-  // Answered without charging now: a refusal remembered, or a unit of this user's lease.
-  const charged = (sig: string, now: number) => {
-    leases.seen(sig, now);
-    return memory.recall(sig, now) ?? leases.take(sig, now);
-  };
+  // Answered without charging now: a unit of this user's lease, or a refusal remembered. A
+  // lease's units are counted already, so one left over is used even if a refusal came since.
+  const charged = (sig: string, now: number) => leases.arrive(sig, now) ?? memory.recall(sig, now);
   // Users whose charge is on its way, with the requests that arrived meanwhile: they wait for
   // what it brings (a lease, or a refusal to remember) instead of charging again. Without
   // this, after each slot boundary every request of a user until its renewal came back
@@ -155,7 +153,7 @@ export function createRateLimit(
     if (waiting) {
       await new Promise<void>((go) => waiting.push(go));
       const later = ctx.deps.now();
-      result = memory.recall(sig, later) ?? leases.take(sig, later);
+      result = leases.take(sig, later) ?? memory.recall(sig, later);
     }
     if (result && !check) return apply(result);
     const charging = !result && charges.length > 0;
@@ -186,7 +184,7 @@ export function createRateLimit(
       throw new StalePrincipal();
     }
     if (check) {
-      ctx.principal = { ...check, speculative: false };
+      ctx.principal = check.confirmed ?? { ...check, speculative: false };
       if (check.kind !== "jwt") gated.touch(check.kind, check.credentialId, now);
     }
     ctx.versions = r.versions;
