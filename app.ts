@@ -2,6 +2,7 @@
  * The request pipeline: match → authenticate → authorize → idempotency → rate limit →
  * handler, with one mapping of errors to problem+json.
  */
+import { headPadding } from "./lib/one_write.ts";
 import { ApiError, internalError, problemParts, problemResponse } from "./lib/problem.ts";
 import {
   checkHeaderSize,
@@ -152,13 +153,16 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
   }
 
   // The headers `finish` would give the answer, set before it is built: the request's
-  // headers and the common ones replace the handler's of the same name, as there.
+  // headers and the common ones replace the handler's of the same name, as there. A small
+  // answer may get padding that sends it in one write (lib/one_write.ts).
   function reply(ctx: Ctx, { status, body, headers }: ResponseParts): Response {
     const own = ctx.responseHeaders;
     const all = headers.filter(([k]) => !own.has(k) && !COMMON_HEADERS.has(k));
     for (const entry of own) all.push(entry);
     all.push(["x-request-id", ctx.requestId], ["x-content-type-options", "nosniff"]);
     if (!all.some(([k]) => k === "cache-control")) all.push(["cache-control", "no-store"]);
+    const pad = headPadding(all, body);
+    if (pad) all.push(pad);
     return new Response(body, { status, headers: all });
   }
 
