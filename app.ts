@@ -67,7 +67,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
         if (refusal) return toProblem(refusal, ctx);
       }
       // Whatever ran before, a handler never sees a principal nobody has checked.
-      if (ctx.principal?.speculative) await admit(ctx, route, true);
+      if (ctx.principal?.recalledFrom) await admit(ctx, route, true);
       if (route.query && ctx.url.search) refuseRepeated(ctx.url.searchParams, route.query);
       return await route.handler(ctx);
     };
@@ -83,7 +83,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
       : null;
     const decision = authorize(ctx.principal, route);
     if (decision.allow) return;
-    if (ctx.principal?.speculative) return await admit(ctx, route, true);
+    if (ctx.principal?.recalledFrom) return await admit(ctx, route, true);
     throw new ApiError(decision.status === 401 ? "unauthorized" : "forbidden", decision.reason);
   }
 
@@ -93,7 +93,7 @@ export function createApp(deps: Deps, routes: readonly Route[]): App {
     try {
       await route.precheck!(ctx);
     } catch (err) {
-      if (!ctx.principal?.speculative) throw err;
+      if (!ctx.principal?.recalledFrom) throw err;
       await admit(ctx, route, true);
       await route.precheck!(ctx);
     }

@@ -26,16 +26,13 @@ export interface Principal {
   /** How to look the credential up again (absent for principals made some other way). */
   ref?: CredentialRef;
   /**
-   * Recalled from an earlier request, not yet checked for this one: the request gate
-   * checks it in the same statement that charges the rate limits (routes/ratelimit.ts).
+   * Set on a principal recalled from an earlier request (speculative), not yet checked for
+   * this one: the principal that request resolved, which this one becomes once the request
+   * gate has checked it in the statement that charges the rate limits (routes/ratelimit.ts).
+   * Recalled principals are shared by the requests that recall them, made once and never
+   * changed: nothing is copied per request.
    */
-  speculative?: boolean;
-  /**
-   * On a speculative principal: the principal as it was resolved, which the request takes
-   * once the gate has checked it. Recalled principals are shared by the requests that
-   * recall them, made once and never changed: nothing is copied per request.
-   */
-  confirmed?: Principal;
+  recalledFrom?: Principal;
 }
 
 /** How a credential is looked up: API keys and ops tokens by hash, sessions by id. */

@@ -171,7 +171,7 @@ function createRecallBook() {
     set(p: Principal) {
       const known = byKind[p.ref!.kind];
       if (known.size >= RECALL_MAX) known.clear();
-      known.set(idOf(p.ref!), { ...p, speculative: true, confirmed: p });
+      known.set(idOf(p.ref!), { ...p, recalledFrom: p });
     },
     delete: (ref: CredentialRef) => void byKind[ref.kind].delete(idOf(ref)),
   };
@@ -268,7 +268,7 @@ async function principalFromApiKey(raw: string, deps: AuthDeps): Promise<Princip
     (found) => userPrincipal("apiKey", found),
     "The API key is invalid, expired or revoked",
   );
-  if (!p.speculative) deps.identity.usage.touch("apiKey", p.credentialId, deps.now());
+  if (!p.recalledFrom) deps.identity.usage.touch("apiKey", p.credentialId, deps.now());
   return p;
 }
 
@@ -289,6 +289,6 @@ async function principalFromOpsToken(raw: string, deps: AuthDeps): Promise<Princ
     }),
     "The ops token is invalid, expired or revoked",
   );
-  if (!p.speculative) deps.identity.usage.touch("opsToken", p.credentialId, deps.now());
+  if (!p.recalledFrom) deps.identity.usage.touch("opsToken", p.credentialId, deps.now());
   return p;
 }

@@ -147,7 +147,8 @@ export function createRateLimit(
     const apply = (result: ChargeResult) =>
       applyCharge(ctx, charges, result, refusals, policyField);
     const now = ctx.deps.now();
-    const check = ctx.principal?.speculative ? ctx.principal : null;
+    // A recalled principal to check: the one resolved earlier, which it stands for.
+    const check = ctx.principal?.recalledFrom ?? null;
     let result = charges.length ? charged(sig, now) : null;
     const waiting = result ? undefined : onTheirWay.get(sig);
     if (waiting) {
@@ -184,7 +185,7 @@ export function createRateLimit(
       throw new StalePrincipal();
     }
     if (check) {
-      ctx.principal = check.confirmed ?? { ...check, speculative: false };
+      ctx.principal = check;
       if (check.kind !== "jwt") gated.touch(check.kind, check.credentialId, now);
     }
     ctx.versions = r.versions;
@@ -197,7 +198,7 @@ export function createRateLimit(
     try {
       let refusal = null;
       if (ctx.db !== ctx.deps.db) refusal = await chargeThrough(ctx, charges.list);
-      else if (charges.list.length || ctx.principal?.speculative) {
+      else if (charges.list.length || ctx.principal?.recalledFrom) {
         refusal = await throughGate(ctx, charges);
       }
       reachable();
