@@ -139,8 +139,8 @@ export async function claimNextJob(q: Queryable, workerId: string): Promise<Clai
              select 1 from jobs e
               where e.state in ('queued', 'running')
                 and e.params ->> 'date' = j.params ->> 'date'
-                and (e.created_at, e.id) < (j.created_at, j.id))
-         order by j.run_after, j.created_at, j.id limit 1 for update skip locked)
+                and e.seq < j.seq)
+         order by j.run_after, j.seq limit 1 for update skip locked)
       returning ${COLUMNS}`,
     [workerId],
   );

@@ -249,6 +249,27 @@ Deno.test(
 );
 
 Deno.test(
+  { ...DB_TEST, name: "claimNextJob(): jobs queued in the same millisecond keep their order" },
+  async () => {
+    await tdb.reset();
+    const day = { date: "2026-01-17" };
+    const ingest = await queueJob(db, "ingest", day);
+    const settle = await queueJob(db, "settle", day);
+    // The same instant for both (PGlite's clock counts milliseconds), and the later job the
+    // smaller id: neither time nor id may decide which was queued first.
+    await db.query(
+      `update jobs set created_at = '2026-01-17T00:00:00Z', run_after = '2026-01-17T00:00:00Z',
+              id = case when id = $1::uuid then '00000000-0000-4000-8000-000000000000'::uuid
+                        else id end`,
+      [settle.id],
+    );
+    const first = await claimNextJob(db, "worker:a");
+    assert.equal(first?.id, ingest.id);
+    assert.equal(await claimNextJob(db, "worker:b"), null, "settle waits for its ingest");
+  },
+);
+
+Deno.test(
   { ...DB_TEST, name: "claimNextJob(): concurrent claimers never run two jobs of one date" },
   async () => {
     await tdb.reset();
