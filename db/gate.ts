@@ -4,6 +4,7 @@
  * still hold, and the data versions. It is the whole database part of a cached data read.
  */
 import type { Queryable } from "./client.ts";
+import type { CredentialMemo } from "../lib/credential_memo.ts";
 import type { CredentialRef, Tier } from "../lib/policy.ts";
 import { slotMs, SLOTS } from "../lib/ratelimit.ts";
 import {
@@ -45,6 +46,9 @@ export interface LiveCredential {
   scopes: string[] | null;
 }
 
+/** What a gate remembers of the credentials it found (lib/credential_memo.ts). */
+export type GateMemo = CredentialMemo<LiveCredential>;
+
 /** One request's outcome. */
 export interface GateResult {
   /** The credential now; null when `ref` was null or nothing matched it. */
@@ -75,25 +79,33 @@ const padding = (q: Queryable) => q.writesAtOnce ? "" : WRITE_NOW;
 // (migration 0009: exact, all windows or none, rows locked in key order). Three row kinds
 // come back: 'item' per request, 'window' per charged window, one 'versions'.
 const GATE_SQL = `
-with write_now as (select $16::text), items as (
-  select i.idx::int as idx, i.kind, i.hash, i.sid, i.usr, i.tier, i.grp, i.extra
+with write_now as (select $16::text), epoch as (
+  select e, e is distinct from $18::bigint as moved
+    from (select (select epoch from credential_epoch) as e) x
+), items as (
+  select i.idx::int as idx, i.kind, i.hash, i.sid, i.usr, i.tier, i.grp, i.extra,
+         case when (select moved from epoch) then null else i.pre end as pre
     from unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::int[],
-                $15::int[])
-           with ordinality as i(kind, hash, sid, usr, tier, grp, extra, idx)
+                $15::int[], $17::boolean[])
+           with ordinality as i(kind, hash, sid, usr, tier, grp, extra, pre, idx)
+), asked as (
+  select * from items where pre is null
 ), found as (
-  select it.idx, f.credential_id, f.user_id, f.tier, f.scopes, f.live
-    from items it
+  select it.idx, f.credential_id, f.user_id, f.tier, f.scopes, f.live, f.live_until
+    from asked it
     join gate_lookup(
-           (select array_agg(hash) from items where kind = 'apiKey'),
-           (select array_agg(sid) from items where kind = 'session'),
-           (select array_agg(hash) from items where kind = 'opsToken'),
+           (select array_agg(hash) from asked where kind = 'apiKey'),
+           (select array_agg(sid) from asked where kind = 'session'),
+           (select array_agg(hash) from asked where kind = 'opsToken'),
            $12::timestamptz) f
       on f.kind = it.kind and f.ref = coalesce(it.hash, it.sid::text)
 ), checked as (
   select it.idx, it.grp, it.extra, f.credential_id, f.user_id, f.tier, f.scopes, f.live,
-         it.kind is null
-           or (coalesce(f.live, false) and it.usr is not distinct from f.user_id
-               and it.tier is not distinct from f.tier) as verified
+         f.live_until,
+         coalesce(it.pre,
+                  it.kind is null
+                    or (coalesce(f.live, false) and it.usr is not distinct from f.user_id
+                        and it.tier is not distinct from f.tier)) as verified
     from items it left join found f on f.idx = it.idx
 ), wanted as (
   select coalesce(array_agg(coalesce(c.n, 0) order by g), '{}') as n
@@ -110,26 +122,36 @@ with write_now as (select $16::text), items as (
 )
 select 'item' as row_kind, c.idx, c.grp, c.credential_id, c.user_id, c.tier, c.scopes,
        c.live, c.verified, null::text as key, null::float8 as head, null::int[] as counts,
-       null::int as admitted, null::jsonb as versions
+       null::int as admitted, null::jsonb as versions, c.live_until
   from checked c
 union all
 select 'window', null, ch.grp, null, null, null, null, null, null, ch.key, ch.head::float8,
-       ch.counts, ch.admitted, null
+       ch.counts, ch.admitted, null, null
   from charged ch
 union all
-select 'versions', null, null, null, null, null, null, null, null, null, null, null, null,
-       (select coalesce(jsonb_object_agg(dataset, version), '{}') from data_versions)`;
+select 'versions', null, null, (select e from epoch)::text, null, null, null,
+       (select moved from epoch), null, null, null, null, null,
+       (select coalesce(jsonb_object_agg(dataset, version), '{}') from data_versions), null`;
 
 // A batch that charges nothing (the common case once leases serve the limits): the
 // credentials by key, each once (gate_lookup, migration 0010), and the versions. Cheaper
-// than GATE_SQL; the same answers.
+// than GATE_SQL; the same answers. The remembered credentials ($6-$8) are looked up only if
+// the epoch moved from the memo's ($9).
 const LOOKUP_SQL = `
-with write_now as (select $5::text)
-select kind, ref, credential_id, user_id, tier, scopes, live
-  from gate_lookup($1::text[], $2::uuid[], $3::text[], $4::timestamptz)
+with write_now as (select $5::text), epoch as (
+  select e, e is distinct from $9::bigint as moved
+    from (select (select epoch from credential_epoch) as e) x
+)
+select kind, ref, credential_id, user_id, tier, scopes, live, live_until
+  from epoch,
+       gate_lookup(case when moved then $1::text[] || $6::text[] else $1::text[] end,
+                   case when moved then $2::uuid[] || $7::uuid[] else $2::uuid[] end,
+                   case when moved then $3::text[] || $8::text[] else $3::text[] end,
+                   $4::timestamptz)
 union all
 select 'versions', (select coalesce(jsonb_object_agg(dataset, version), '{}')::text
-                      from data_versions), null, null, null, null, null`;
+                      from data_versions), e::text, null, null, null, moved, null
+  from epoch`;
 
 type LookupRow = {
   kind: "apiKey" | "session" | "opsToken" | "versions";
@@ -139,6 +161,7 @@ type LookupRow = {
   tier: Tier | null;
   scopes: string[] | null;
   live: boolean;
+  live_until: Date | string | null;
 };
 
 /** A found credential's row as the gate answers it. */
@@ -170,28 +193,67 @@ function holds(it: GateItem, found: LiveCredential | null): boolean {
 const numbers = (o: Record<string, number | string>) =>
   Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number(v)]));
 
+const memoKey = (ref: CredentialRef) => `${ref.kind}:${refString(ref)}`;
+
+const epochMs = (t: Date | string | null) => t === null ? null : new Date(t).getTime();
+
+/** Each item's credential as `memo` remembers it at `nowMs` (null: to be looked up). */
+function recalled(items: readonly GateItem[], memo: GateMemo | null, nowMs: number) {
+  return items.map((it) => (it.ref && memo?.recall(memoKey(it.ref), nowMs)) || null);
+}
+
+/** A credential row of either statement, as the memo keeps it. */
+type FoundRow = Parameters<typeof liveCredential>[0] & { live_until: Date | string | null };
+
+/** Remembers the live credentials a statement found (by memo key), under the epoch it read. */
+function learn(memo: GateMemo | null, epoch: string | null, found: [string, FoundRow][]) {
+  if (!memo || epoch === null) return;
+  memo.learn(
+    epoch,
+    found.filter(([, r]) => r.live === true).map((
+      [key, r],
+    ) => [key, liveCredential(r), epochMs(r.live_until)]),
+  );
+}
+
 async function lookupOnly(
   q: Queryable,
   items: readonly GateItem[],
   nowMs: number,
+  memo: GateMemo | null,
 ): Promise<GateResult[]> {
-  const unique = (kind: string) => [
-    ...new Set(items.flatMap((it) => it.ref?.kind === kind ? [refString(it.ref)] : [])),
+  const remembered = recalled(items, memo, nowMs);
+  const unique = (kind: string, fromMemo: boolean) => [
+    ...new Set(
+      items.flatMap((it, i) =>
+        it.ref?.kind === kind && (remembered[i] !== null) === fromMemo ? [refString(it.ref)] : []
+      ),
+    ),
   ];
   const rows = await q.query<LookupRow>(LOOKUP_SQL, [
-    unique("apiKey"),
-    unique("session"),
-    unique("opsToken"),
+    unique("apiKey", false),
+    unique("session", false),
+    unique("opsToken", false),
     new Date(nowMs).toISOString(),
     padding(q),
+    unique("apiKey", true),
+    unique("session", true),
+    unique("opsToken", true),
+    memo?.epoch ?? null,
   ]);
+  const head = rows.find((r) => r.kind === "versions");
+  const versions = numbers(JSON.parse(head?.ref ?? "{}"));
   const byRef = new Map(rows.map((r) => [`${r.kind}:${r.ref}`, r]));
-  const versions = numbers(JSON.parse(rows.find((r) => r.kind === "versions")?.ref ?? "{}"));
-  return items.map((it) => {
-    const r = it.ref ? byRef.get(`${it.ref.kind}:${refString(it.ref)}`) : undefined;
-    const found = r ? liveCredential(r) : null;
+  // The memo answers only when the statement read its epoch (moved: everything looked up).
+  const moved = head?.live !== false;
+  const results = items.map((it, i) => {
+    const r = it.ref ? byRef.get(memoKey(it.ref)) : undefined;
+    const found = r ? liveCredential(r) : moved ? null : remembered[i];
     return { found, verified: holds(it, found), charge: null, versions, leased: 0 };
   });
+  const found = rows.filter((r) => r.kind !== "versions");
+  learn(memo, head?.credential_id ?? null, found.map((r) => [`${r.kind}:${r.ref}`, r]));
+  return results;
 }
 
 type GateRow = {
@@ -209,6 +271,7 @@ type GateRow = {
   counts: number[] | null;
   admitted: number | null;
   versions: Record<string, number | string> | null;
+  live_until: Date | string | null;
 };
 
 /** Items that charge the same windows, in arrival order: one group of the statement. */
@@ -245,9 +308,11 @@ export async function runGate(
   q: Queryable,
   items: readonly GateItem[],
   nowMs: number,
+  memo: GateMemo | null = null,
 ): Promise<GateResult[]> {
   const { groups, groupOf } = groupByWindows(items);
-  if (groups.length === 0) return await lookupOnly(q, items, nowMs);
+  if (groups.length === 0) return await lookupOnly(q, items, nowMs, memo);
+  const remembered = recalled(items, memo, nowMs);
   const windows = groups.flatMap((g, i) => g.charges.map((c) => ({ grp: i + 1, c })));
   const rows = await q.query<GateRow>(GATE_SQL, [
     items.map((it) => it.ref?.kind ?? null),
@@ -272,8 +337,12 @@ export async function runGate(
     Math.floor(nowMs),
     items.map((it) => Math.max(0, Math.floor(it.extra ?? 0))),
     padding(q),
+    remembered.map((found, i) => found ? holds(items[i], found) : null),
+    memo?.epoch ?? null,
   ]);
-  const versions = numbers(rows.find((r) => r.row_kind === "versions")?.versions ?? {});
+  const head = rows.find((r) => r.row_kind === "versions");
+  const versions = numbers(head?.versions ?? {});
+  const moved = head?.live !== false;
   const itemRows = new Map<number, GateRow>();
   const windowRows = groups.map(() => new Map<string, ChargedWindow>());
   for (const r of rows) {
@@ -290,9 +359,17 @@ export async function runGate(
     verified.forEach((idx, k) => charges.set(idx, results[k]));
     if (held) leased.set(verified[0], held);
   });
+  learn(
+    memo,
+    head?.credential_id ?? null,
+    items.flatMap((it, i) => {
+      const r = itemRows.get(i + 1);
+      return it.ref && r?.credential_id ? [[memoKey(it.ref), r] as [string, FoundRow]] : [];
+    }),
+  );
   return items.map((it, i) => {
     const r = itemRows.get(i + 1);
-    const found = r?.credential_id ? liveCredential(r) : null;
+    const found = r?.credential_id ? liveCredential(r) : moved ? null : remembered[i];
     // A lookup expects nothing, so it verifies nothing: its caller reads `found`.
     const verified = r?.verified === true && !(it.ref !== null && it.expect === null);
     return {

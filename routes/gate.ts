@@ -4,8 +4,9 @@
  * always starts after its requests arrived, so what it reads is as fresh as one query each.
  */
 import type { Db } from "../db/client.ts";
-import { type GateItem, type GateResult, runGate } from "../db/gate.ts";
+import { type GateItem, type GateMemo, type GateResult, runGate } from "../db/gate.ts";
 import { createBatcher } from "../lib/batch.ts";
+import { createCredentialMemo } from "../lib/credential_memo.ts";
 
 /**
  * Sends one request's item through the next gate statement. `onAnswer`, when given, sees the
@@ -24,9 +25,11 @@ export function createGate(db: Db, now: () => number): Gate {
   // PGlite answers within the same turn of the event loop: wait for the turn's requests.
   const wait = db.kind === "pglite" ? "macrotask" : "microtask";
   const q = db.gateConnection ?? db;
+  // Credentials found earlier, answered without a lookup while the epoch stands still.
+  const memo: GateMemo = createCredentialMemo();
   type Entry = { item: GateItem; onAnswer?: (r: GateResult) => void };
   const run = async (entries: Entry[]) => {
-    const results = await runGate(q, entries.map((e) => e.item), now());
+    const results = await runGate(q, entries.map((e) => e.item), now(), memo);
     entries.forEach((e, i) => e.onAnswer?.(results[i]));
     return results;
   };

@@ -6,11 +6,16 @@
 import assert from "node:assert/strict";
 import { openTestDb } from "./support/db.ts";
 import { DB_TEST } from "./support/assert.ts";
-import { createApiKey, createOpsToken, createUser, windowCount } from "./support/fixtures.ts";
+import {
+  createApiKey,
+  createOpsToken,
+  createSession,
+  createUser,
+  windowCount,
+} from "./support/fixtures.ts";
 import { type GateItem, runGate } from "../db/gate.ts";
 import type { WindowCharge } from "../db/ratelimits.ts";
 import { hashSecret } from "../lib/secrets.ts";
-import { insertSession } from "../db/sessions.ts";
 
 const tdb = await openTestDb();
 const NOW = Date.now();
@@ -38,14 +43,7 @@ Deno.test({ ...DB_TEST, name: "runGate() looks credentials up as they are now" }
   await tdb.reset();
   const { user, hash } = await sharpKey();
   const ops = hashSecret(await createOpsToken(tdb.db, ["ops:read"]));
-  const sessionId = crypto.randomUUID();
-  await insertSession(tdb.db, {
-    id: sessionId,
-    userId: user.id,
-    tokenHash: hashSecret("refresh-" + sessionId),
-    at: new Date(NOW),
-    expiresAt: new Date(NOW + 86_400_000),
-  });
+  const sessionId = await createSession(tdb.db, user.id, NOW);
   const lookup = (ref: GateItem["ref"]): GateItem => ({ ref, expect: null, charges: [] });
   const [key, session, token, unknown] = await runGate(gateDb, [
     lookup({ kind: "apiKey", hash }),

@@ -56,16 +56,21 @@ export async function accessTokenFor(
   user: { id: string; tier: Tier },
 ): Promise<string> {
   const deps = depsOf(target);
-  const sessionId = crypto.randomUUID();
-  const at = deps.now();
-  await insertSession(deps.db, {
-    id: sessionId,
-    userId: user.id,
-    tokenHash: hashSecret(generateSecret(PREFIX.refresh)),
-    at: new Date(at),
-    expiresAt: new Date(at + 86_400_000),
-  });
+  const sessionId = await createSession(deps.db, user.id, deps.now());
   return await deps.identity!.keyring.issue({ userId: user.id, sessionId, tier: user.tier });
+}
+
+/** Opens a session (a login, with a refresh token for a day) for `userId`; its id. */
+export async function createSession(db: Db, userId: string, atMs: number): Promise<string> {
+  const id = crypto.randomUUID();
+  await insertSession(db, {
+    id,
+    userId,
+    tokenHash: hashSecret(generateSecret(PREFIX.refresh)),
+    at: new Date(atMs),
+    expiresAt: new Date(atMs + 86_400_000),
+  });
+  return id;
 }
 
 /** Inserts an API key for `userId` and returns the raw key. */

@@ -1,0 +1,55 @@
+/**
+ * What the request gate found for each credential, kept under the credentials' epoch
+ * (migration 0014) it was read in (pure, clock passed in).
+ *
+ * Why it is as fresh as a lookup: every change to what the lookup reads moves the epoch in
+ * the same transaction. So a statement that still reads the epoch a credential was found
+ * under would find the same row; the gate then sends that credential only to be looked up if
+ * the epoch moved (db/gate.ts), and answers it from here otherwise. The clock alone ends a
+ * credential too (an expiry): a remembered one is used only before its `liveUntilMs`.
+ */
+
+/** A remembered credential with the instant it stops being live by the clock (null: never). */
+interface Remembered<T> {
+  found: T;
+  liveUntilMs: number | null;
+}
+
+/** The memo of one gate. */
+export interface CredentialMemo<T> {
+  /** The epoch the remembered credentials were found under; null before the first. */
+  readonly epoch: string | null;
+  /** The credential remembered under `key`, if it is still live by the clock at `nowMs`. */
+  recall(key: string, nowMs: number): T | undefined;
+  /**
+   * After a statement that read `epoch`: forgets everything if the epoch moved, then
+   * remembers `found` (live credentials that statement found) under it.
+   */
+  learn(epoch: string, found: Iterable<[key: string, found: T, liveUntilMs: number | null]>): void;
+}
+
+/** An empty memo holding at most `max` credentials (cleared whole when full). */
+export function createCredentialMemo<T>(max = 100_000): CredentialMemo<T> {
+  let epoch: string | null = null;
+  let book = new Map<string, Remembered<T>>();
+  return {
+    get epoch() {
+      return epoch;
+    },
+    recall(key, nowMs) {
+      const r = book.get(key);
+      if (!r) return undefined;
+      return r.liveUntilMs === null || nowMs < r.liveUntilMs ? r.found : undefined;
+    },
+    learn(seen, found) {
+      if (seen !== epoch) {
+        epoch = seen;
+        book = new Map();
+      }
+      for (const [key, f, liveUntilMs] of found) {
+        if (book.size >= max && !book.has(key)) book = new Map();
+        book.set(key, { found: f, liveUntilMs });
+      }
+    },
+  };
+}
