@@ -193,28 +193,28 @@ function holds(it: GateItem, found: LiveCredential | null): boolean {
 const numbers = (o: Record<string, number | string>) =>
   Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number(v)]));
 
-const memoKey = (ref: CredentialRef) => `${ref.kind}:${refString(ref)}`;
-
 const epochMs = (t: Date | string | null) => t === null ? null : new Date(t).getTime();
 
 /** Each item's credential as `memo` remembers it at `nowMs` (null: to be looked up). */
 function recalled(items: readonly GateItem[], memo: GateMemo | null, nowMs: number) {
-  return items.map((it) => (it.ref && memo?.recall(memoKey(it.ref), nowMs)) || null);
+  return items.map((it) => (it.ref && memo?.recall(it.ref.kind, refString(it.ref), nowMs)) || null);
 }
 
 /** A credential row of either statement, as the memo keeps it. */
 type FoundRow = Parameters<typeof liveCredential>[0] & { live_until: Date | string | null };
 
-/** Remembers the live credentials a statement found (by memo key), under the epoch it read. */
-function learn(memo: GateMemo | null, epoch: string | null, found: [string, FoundRow][]) {
+/** Remembers the live credentials a statement found (by kind and id), under the epoch it read. */
+function learn(memo: GateMemo | null, epoch: string | null, found: [string, string, FoundRow][]) {
   if (!memo || epoch === null) return;
   memo.learn(
     epoch,
-    found.filter(([, r]) => r.live === true).map((
-      [key, r],
-    ) => [key, liveCredential(r), epochMs(r.live_until)]),
+    found.filter(([, , r]) => r.live === true).map((
+      [kind, id, r],
+    ) => [kind, id, liveCredential(r), epochMs(r.live_until)]),
   );
 }
+
+const KIND_SLOT = { apiKey: 0, session: 1, opsToken: 2 } as const;
 
 async function lookupOnly(
   q: Queryable,
@@ -223,36 +223,38 @@ async function lookupOnly(
   memo: GateMemo | null,
 ): Promise<GateResult[]> {
   const remembered = recalled(items, memo, nowMs);
-  const unique = (kind: string, fromMemo: boolean) => [
-    ...new Set(
-      items.flatMap((it, i) =>
-        it.ref?.kind === kind && (remembered[i] !== null) === fromMemo ? [refString(it.ref)] : []
-      ),
-    ),
-  ];
+  // Each credential once, by kind: looked up ($1-$3), or remembered ($6-$8, looked up only
+  // if the epoch moved).
+  const sets = [0, 1, 2, 3, 4, 5].map(() => new Set<string>());
+  items.forEach((it, i) => {
+    if (it.ref) sets[KIND_SLOT[it.ref.kind] + (remembered[i] ? 3 : 0)].add(refString(it.ref));
+  });
+  const [keys, sessions, tokens, memoKeys, memoSessions, memoTokens] = sets.map((x) => [...x]);
   const rows = await q.query<LookupRow>(LOOKUP_SQL, [
-    unique("apiKey", false),
-    unique("session", false),
-    unique("opsToken", false),
+    keys,
+    sessions,
+    tokens,
     new Date(nowMs).toISOString(),
     padding(q),
-    unique("apiKey", true),
-    unique("session", true),
-    unique("opsToken", true),
+    memoKeys,
+    memoSessions,
+    memoTokens,
     memo?.epoch ?? null,
   ]);
   const head = rows.find((r) => r.kind === "versions");
   const versions = numbers(JSON.parse(head?.ref ?? "{}"));
-  const byRef = new Map(rows.map((r) => [`${r.kind}:${r.ref}`, r]));
+  const byRef = new Map<string, LookupRow>();
+  for (const r of rows) if (r.kind !== "versions") byRef.set(r.kind + r.ref, r);
   // The memo answers only when the statement read its epoch (moved: everything looked up).
   const moved = head?.live !== false;
   const results = items.map((it, i) => {
-    const r = it.ref ? byRef.get(memoKey(it.ref)) : undefined;
+    // Built only for credentials found (none when the memo answered them all).
+    const r = it.ref && byRef.size ? byRef.get(it.ref.kind + refString(it.ref)) : undefined;
     const found = r ? liveCredential(r) : moved ? null : remembered[i];
     return { found, verified: holds(it, found), charge: null, versions, leased: 0 };
   });
   const found = rows.filter((r) => r.kind !== "versions");
-  learn(memo, head?.credential_id ?? null, found.map((r) => [`${r.kind}:${r.ref}`, r]));
+  learn(memo, head?.credential_id ?? null, found.map((r) => [r.kind, r.ref, r]));
   return results;
 }
 
@@ -364,7 +366,8 @@ export async function runGate(
     head?.credential_id ?? null,
     items.flatMap((it, i) => {
       const r = itemRows.get(i + 1);
-      return it.ref && r?.credential_id ? [[memoKey(it.ref), r] as [string, FoundRow]] : [];
+      const ref = it.ref;
+      return ref && r?.credential_id ? [[ref.kind, refString(ref), r] as const] : [];
     }),
   );
   return items.map((it, i) => {

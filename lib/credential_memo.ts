@@ -19,36 +19,51 @@ interface Remembered<T> {
 export interface CredentialMemo<T> {
   /** The epoch the remembered credentials were found under; null before the first. */
   readonly epoch: string | null;
-  /** The credential remembered under `key`, if it is still live by the clock at `nowMs`. */
-  recall(key: string, nowMs: number): T | undefined;
+  /** The credential of `kind` with `id`, if remembered and still live by the clock at `nowMs`. */
+  recall(kind: string, id: string, nowMs: number): T | undefined;
   /**
    * After a statement that read `epoch`: forgets everything if the epoch moved, then
    * remembers `found` (live credentials that statement found) under it.
    */
-  learn(epoch: string, found: Iterable<[key: string, found: T, liveUntilMs: number | null]>): void;
+  learn(epoch: string, found: Iterable<Learned<T>>): void;
 }
+
+/** A credential a statement found: its kind, its id within the kind, itself, its expiry. */
+export type Learned<T> = [kind: string, id: string, found: T, liveUntilMs: number | null];
 
 /** An empty memo holding at most `max` credentials (cleared whole when full). */
 export function createCredentialMemo<T>(max = 100_000): CredentialMemo<T> {
   let epoch: string | null = null;
-  let book = new Map<string, Remembered<T>>();
+  // One map per kind, keyed by the id as the request carries it: no key is built per look-up.
+  let books = new Map<string, Map<string, Remembered<T>>>();
+  let size = 0;
+  const forget = () => {
+    books = new Map();
+    size = 0;
+  };
   return {
     get epoch() {
       return epoch;
     },
-    recall(key, nowMs) {
-      const r = book.get(key);
+    recall(kind, id, nowMs) {
+      const r = books.get(kind)?.get(id);
       if (!r) return undefined;
       return r.liveUntilMs === null || nowMs < r.liveUntilMs ? r.found : undefined;
     },
     learn(seen, found) {
       if (seen !== epoch) {
         epoch = seen;
-        book = new Map();
+        forget();
       }
-      for (const [key, f, liveUntilMs] of found) {
-        if (book.size >= max && !book.has(key)) book = new Map();
-        book.set(key, { found: f, liveUntilMs });
+      for (const [kind, id, f, liveUntilMs] of found) {
+        let book = books.get(kind);
+        if (!book?.has(id)) {
+          if (size >= max) forget();
+          size++;
+        }
+        book = books.get(kind);
+        if (!book) books.set(kind, book = new Map());
+        book.set(id, { found: f, liveUntilMs });
       }
     },
   };
