@@ -36,6 +36,7 @@ import { type Db, openPglite, openPostgres } from "../db/client.ts";
 import { upsertSetting } from "../db/settings.ts";
 import { migrateDatabase } from "../server.ts";
 import { createLogger } from "../lib/log.ts";
+import { defaultHashingLimits } from "../lib/password.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 5);
 const USERS = 1000;
@@ -289,7 +290,7 @@ async function postgresScenarios(
       // Not paired: the logins would load the machine during the bare rounds too.
       const alone = measureAgainst(today, { script }, null);
       const mixed = await withLogins(p.base, s.hot.email, s.hot.password, alone);
-      x.logins = mixed.logins();
+      x.logins = { ...mixed.logins(), hashers: defaultHashingLimits().concurrency };
       return mixed.result;
     });
     await measure(rows, "3. 429-heavy (1 user, 10/min)", async () => {

@@ -81,9 +81,9 @@ function formatHash(params: ScryptParams, salt: Uint8Array, key: Uint8Array): st
 }
 
 /**
- * How many derivations run at once, and how many may wait. scrypt at N=2^17 takes about
- * half a second of one core: unbounded, 20 logins a second would need ten cores and starve
- * every other request. One fewer than the cores (at least one) leaves a core for the rest;
+ * How many derivations run at once, and how many may wait. scrypt at N=2^17 takes 0.3 to
+ * 0.5 s of one core (by host): unbounded, 20 logins a second would need 6 to 10 cores and
+ * starve every other request. One fewer than the cores (at least one) leaves a core for the rest;
  * a login that would wait behind more than eight per running derivation (about 4 s) is
  * refused at once with 503 and Retry-After instead.
  */

@@ -21,7 +21,7 @@ const extra: Extra = {
   coldPgMs: 120,
   coldPgliteMs: 600,
   pgliteRssMb: 190,
-  logins: { done: 40, busy: 0, failed: 0 },
+  logins: { done: 40, busy: 0, failed: 0, hashers: 1 },
 };
 
 /** The rows of a run in which every scenario ran, each at `pct` % of bare. */
@@ -87,11 +87,16 @@ Deno.test("formatTargets(): the RSS limit, shed logins and scenarios that did no
   const all = { "1": 30, "1b": 30, "2": 30, "3": 40, "4": 20 };
   const heavy = formatTargets(rows(all), { ...extra, pgliteRssMb: 301 });
   assert.match(heavy[3], /20%, RSS 301 MB → MISSED$/);
-  const shed = formatTargets(rows(all), { ...extra, logins: { done: 40, busy: 160, failed: 0 } });
+  const logins = { done: 40, busy: 160, failed: 0, hashers: 1 };
+  const shed = formatTargets(rows(all), { ...extra, logins });
   assert.match(
     shed[5],
     /40 logins hashed and ok, 160 refused 503 busy.*met for the 4\.0 logins\/s/,
   );
+  // 4 a second on one thread: 20 a second would need 5 such.
+  assert.match(shed[5], /1 hashing thread\(s\) here, 20\/s needs about 5 cores\)$/);
+  const two = formatTargets(rows(all), { ...extra, logins: { ...logins, hashers: 2 } });
+  assert.match(two[5], /2 hashing thread\(s\) here, 20\/s needs about 10 cores\)$/);
   const onlyBare = formatTargets(rows(all).slice(0, 1), { ...extra, coldPgMs: NaN });
   assert.deepEqual(verdicts(onlyBare).map((v) => v.endsWith("not run")), [
     true,
