@@ -193,7 +193,10 @@ function holds(it: GateItem, found: LiveCredential | null): boolean {
 const numbers = (o: Record<string, number | string>) =>
   Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number(v)]));
 
-const epochMs = (t: Date | string | null) => t === null ? null : new Date(t).getTime();
+// A timestamp as milliseconds (the wire client answers text: microseconds are cut, which
+// ends a remembered credential early, never late; what will not parse, such as 'infinity',
+// gives NaN, and a memo never answers past NaN).
+const instantMs = (t: Date | string | null) => t === null ? null : new Date(t).getTime();
 
 /** Each item's credential as `memo` remembers it at `nowMs` (null: to be looked up). */
 function recalled(items: readonly GateItem[], memo: GateMemo | null, nowMs: number) {
@@ -210,7 +213,7 @@ function learn(memo: GateMemo | null, epoch: string | null, found: [string, stri
     epoch,
     found.filter(([, , r]) => r.live === true).map((
       [kind, id, r],
-    ) => [kind, id, liveCredential(r), epochMs(r.live_until)]),
+    ) => [kind, id, liveCredential(r), instantMs(r.live_until)]),
   );
 }
 

@@ -20,6 +20,8 @@ Deno.test("a remembered credential is answered only before its live-until instan
   assert.equal(memo.recall("apiKey", "a", 999), "A");
   assert.equal(memo.recall("apiKey", "a", 1_000), undefined, "expired at that very instant");
   assert.equal(memo.recall("apiKey", "a", 5_000), undefined);
+  memo.learn("1", [["apiKey", "b", "B", NaN]]);
+  assert.equal(memo.recall("apiKey", "b", 0), undefined, "an expiry that did not parse");
 });
 
 Deno.test("a new epoch forgets everything learned under the old one", () => {

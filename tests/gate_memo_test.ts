@@ -252,6 +252,9 @@ Deno.test(
     const ref = lookup({ kind: "apiKey", hash: c.key });
     assert.equal((await runGate(gateDb, [ref], NOW, memo))[0].found?.live, true);
     const e = await epoch();
+    // Disabled unseen (no trigger): what answers live below is the memo, which read the
+    // key's expiry from the database's answer and keeps to it.
+    await behindTheTriggers("update users set disabled = true where id = $1", [c.user.id]);
     assert.equal((await runGate(gateDb, [ref], NOW + 59_999, memo))[0].found?.live, true);
     assert.equal((await runGate(gateDb, [ref], NOW + 60_000, memo))[0].found?.live, false);
     const [late] = await runGate(gateDb, [charging(c.user.id, c.key)], NOW + 60_000, memo);
