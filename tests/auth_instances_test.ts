@@ -84,3 +84,55 @@ Deno.test({
     }
   });
 });
+
+Deno.test({
+  ...DB_TEST,
+  name: "what an instance remembers of a credential gives way at once to a change made elsewhere",
+}, async () => {
+  await twoInstances(async (a, b) => {
+    const user = await createUser(tdb.db, { tier: "sharp" });
+    const admin = await createUser(tdb.db, { tier: "admin" });
+    const key = { "x-api-key": await createApiKey(tdb.db, user.id) };
+    const jwt = { authorization: `Bearer ${await accessTokenFor(b, user)}` };
+    const onB = (headers: Record<string, string>) =>
+      fetch(b.url("/api/v1/data/probe"), { headers });
+    const served = async (headers: Record<string, string>) => {
+      const res = await onB(headers);
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    };
+    // B checks both credentials twice: the second time, its gate answers them from memory.
+    for (let i = 0; i < 2; i++) for (const h of [key, jwt]) await served(h);
+
+    // Downgraded through A's admin API: B refuses both at once.
+    const adminJwt = await accessTokenFor(a, admin);
+    const patch = (body: unknown) =>
+      fetch(a.url(`/api/v1/admin/users/${user.id}`), {
+        method: "PATCH",
+        headers: {
+          authorization: `Bearer ${adminJwt}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify(body),
+      });
+    const down = await patch({ tier: "pro" });
+    assert.equal(down.status, 200);
+    await down.body?.cancel();
+    await assertProblem(await onB(key), 403, "forbidden");
+    await assertProblem(await onB(jwt), 403, "forbidden");
+
+    // Sharp again (by SQL), remembered again; then the session revoked by SQL: the JWT is
+    // refused at once, the key still served.
+    await tdb.db.query("update users set tier = 'sharp' where id = $1", [user.id]);
+    for (let i = 0; i < 2; i++) for (const h of [key, jwt]) await served(h);
+    await tdb.db.query("update sessions set revoked_at = now() where user_id = $1", [user.id]);
+    await assertProblem(await onB(jwt), 401, "invalid-token");
+    await served(key);
+
+    // Disabled through A's admin API: the key is refused on B at once.
+    const off = await patch({ disabled: true });
+    assert.equal(off.status, 200);
+    await off.body?.cancel();
+    await assertProblem(await onB(key), 401, "invalid-token");
+  });
+});
