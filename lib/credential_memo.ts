@@ -56,14 +56,12 @@ export function createCredentialMemo<T>(max = 100_000): CredentialMemo<T> {
         forget();
       }
       for (const [kind, id, f, liveUntilMs] of found) {
+        const isNew = !books.get(kind)?.has(id);
+        if (isNew && size >= max) forget();
         let book = books.get(kind);
-        if (!book?.has(id)) {
-          if (size >= max) forget();
-          size++;
-        }
-        book = books.get(kind);
         if (!book) books.set(kind, book = new Map());
         book.set(id, { found: f, liveUntilMs });
+        if (isNew) size++;
       }
     },
   };
