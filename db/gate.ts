@@ -246,18 +246,17 @@ async function lookupOnly(
   ]);
   const head = rows.find((r) => r.kind === "versions");
   const versions = numbers(JSON.parse(head?.ref ?? "{}"));
-  const byRef = new Map<string, LookupRow>();
-  for (const r of rows) if (r.kind !== "versions") byRef.set(r.kind + r.ref, r);
+  const foundRows = rows.filter((r) => r.kind !== "versions");
+  const byRef = new Map(foundRows.map((r) => [r.kind + r.ref, r]));
   // The memo answers only when the statement read its epoch (moved: everything looked up).
   const moved = head?.live !== false;
   const results = items.map((it, i) => {
-    // Built only for credentials found (none when the memo answered them all).
+    // A key is built only when the statement found something (not when the memo answered all).
     const r = it.ref && byRef.size ? byRef.get(it.ref.kind + refString(it.ref)) : undefined;
     const found = r ? liveCredential(r) : moved ? null : remembered[i];
     return { found, verified: holds(it, found), charge: null, versions, leased: 0 };
   });
-  const found = rows.filter((r) => r.kind !== "versions");
-  learn(memo, head?.credential_id ?? null, found.map((r) => [r.kind, r.ref, r]));
+  learn(memo, head?.credential_id ?? null, foundRows.map((r) => [r.kind, r.ref, r]));
   return results;
 }
 
